@@ -1,0 +1,52 @@
+# dpft — the two commands a newcomer needs are `make reproduce-table2` and `make test`; the rest are parts.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+# Python environment with torch==2.11.0 (libtorch for tch) and the reference packages; override with DPFT_VENV.
+export DPFT_VENV ?= $(CURDIR)/.venv
+# Tests and the mini reproduction read data from DPFT_DATA_DIR; next to a checkout that has ../shared/data
+# (the project's CI), use it unless the caller chose another folder.
+ifeq ($(strip $(DPFT_DATA_DIR)),)
+  ifneq ($(wildcard ../shared/data/.),)
+    export DPFT_DATA_DIR := $(abspath ../shared/data)
+  endif
+endif
+PY := $(DPFT_VENV)/bin/python
+
+.PHONY: help setup build test test-rust test-python lint data reproduce-table2 clean
+
+help: ## List the targets
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+setup: ## Create/check the Python environment (torch 2.11.0 + reference packages); idempotent
+	@bash scripts/setup.sh
+
+build: setup ## Build the workspace (debug)
+	cargo build --workspace
+
+test: setup ## Everything CI checks: Rust tests, Python cross-checks, formatting, clippy
+	@if [ -n "$${DPFT_DATA_DIR:-}" ] && [ -d "$$DPFT_DATA_DIR" ]; then echo "[test] data directory: $$DPFT_DATA_DIR"; \
+	 elif [ -d data ]; then echo "[test] data directory: data/"; \
+	 else echo "[test] no data directory found (DPFT_DATA_DIR unset, no data/): data-dependent tests are SKIPPED"; fi
+	$(MAKE) --no-print-directory test-rust test-python lint
+
+test-rust:
+	cargo test --workspace
+
+test-python: ## Python cross-checks (python/tests) against the built dpft
+	cargo build --workspace --bins
+	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q python/tests
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+data: build ## Fetch missing datasets and tokenizer files from their official sources (needs a network)
+	bash scripts/fetch-data.sh
+
+reproduce-table2: setup ## The main job: Table 2 of the paper (mini profile on CPU)
+	bash scripts/reproduce-table2.sh
+
+clean: ## Remove build outputs (keeps the Python environment and data)
+	cargo clean

@@ -1,0 +1,165 @@
+//! Command-line definition of `dpft` (clap derive). One variant per subcommand; `--help` on each explains it.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use dp_core::DeviceSpec;
+use log::LevelFilter;
+
+/// Differentially private fine-tuning of language models (DP-Adam with ghost clipping and book-keeping;
+/// Li et al., ICLR 2022).
+#[derive(Debug, Parser)]
+#[command(name = "dpft", version, propagate_version = true, arg_required_else_help = true)]
+#[command(after_help = "Exit status: 0 success, 2 bad usage or input, 1 failure at run time.\n\
+                        Run `dpft COMMAND --help` for the options of a command.")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every subcommand accepts.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Where to compute: cpu, cuda, cuda:N, or auto (CUDA device 0 when libtorch sees a GPU, else cpu).
+    #[arg(long, global = true, default_value = "auto", env = "DPFT_DEVICE", value_parser = parse_device)]
+    pub device: DeviceSpec,
+
+    /// Folder with datasets and tokenizer files [default: $DPFT_DATA_DIR, else data/ under the current
+    /// directory]. `dpft data status` shows what it holds; `make data` fetches what is missing.
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+
+    /// More log output (-v debug, -vv trace).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Less log output (-q warnings only, -qq errors only).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub quiet: u8,
+}
+
+impl GlobalArgs {
+    /// The log level implied by `-v` / `-q` (info by default).
+    pub fn verbosity(&self) -> LevelFilter {
+        match (self.verbose, self.quiet) {
+            (0, 0) => LevelFilter::Info,
+            (1, _) => LevelFilter::Debug,
+            (v, _) if v >= 2 => LevelFilter::Trace,
+            (_, 1) => LevelFilter::Warn,
+            _ => LevelFilter::Error,
+        }
+    }
+}
+
+fn parse_device(s: &str) -> Result<DeviceSpec, String> {
+    s.parse().map_err(|e: dp_core::DeviceError| e.to_string())
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show the version, libtorch build, chosen device, threads and the data directory's contents.
+    Info(InfoArgs),
+    /// List the datasets dpft knows, their official sources, and which files the data directory has.
+    #[command(subcommand)]
+    Data(DataCommand),
+    /// [not yet available] Privacy accounting: epsilon spent, or noise for a target epsilon (RDP, PRV, GDP).
+    Privacy(Planned),
+    /// [not yet available] Fine-tune a model with DP-Adam (or non-privately) from a YAML run config.
+    Train(Planned),
+    /// [not yet available] Generate on a test set and score it (BLEU, NIST, METEOR, ROUGE-L, CIDEr).
+    EvalGen(Planned),
+    /// [not yet available] Per-token log-probabilities of texts under a causal language model.
+    Score(Planned),
+    /// [not yet available] Greedy or beam-search generation from a checkpoint.
+    Generate(Planned),
+    /// [not yet available] Check a checkpoint's per-example norms and clipped gradients against the oracle.
+    ClipCheck(Planned),
+    /// [not yet available] Run a YAML grid of training runs, resuming finished and interrupted ones.
+    Sweep(Planned),
+    /// [not yet available] Aggregate runs into tables (Markdown, CSV, LaTeX) and figures (PNG, SVG).
+    Report(Planned),
+    /// [not yet available] Time and measure memory of private vs non-private training steps.
+    Bench(Planned),
+}
+
+impl Command {
+    /// The subcommand's name as typed on the command line.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Info(_) => "info",
+            Self::Data(_) => "data",
+            Self::Privacy(_) => "privacy",
+            Self::Train(_) => "train",
+            Self::EvalGen(_) => "eval-gen",
+            Self::Score(_) => "score",
+            Self::Generate(_) => "generate",
+            Self::ClipCheck(_) => "clip-check",
+            Self::Sweep(_) => "sweep",
+            Self::Report(_) => "report",
+            Self::Bench(_) => "bench",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Which catalogued files the data directory holds (exit status 0 either way).
+    Status {
+        /// Print as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Where each file comes from: dataset, path in the data directory, URL, zip member, sha256.
+    Sources {
+        /// Tab-separated, one file per line, no header (read by `make data`).
+        #[arg(long)]
+        tsv: bool,
+    },
+}
+
+/// Arguments of a subcommand that this version does not have yet; accepted so the message can say so.
+#[derive(Debug, Args)]
+pub struct Planned {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    pub args: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn verbosity_flags() {
+        let level = |args: &[&str]| Cli::try_parse_from(args).unwrap().global.verbosity();
+        assert_eq!(level(&["dpft", "info"]), LevelFilter::Info);
+        assert_eq!(level(&["dpft", "-v", "info"]), LevelFilter::Debug);
+        assert_eq!(level(&["dpft", "info", "-vv"]), LevelFilter::Trace);
+        assert_eq!(level(&["dpft", "-q", "info"]), LevelFilter::Warn);
+        assert_eq!(level(&["dpft", "-qq", "info"]), LevelFilter::Error);
+        assert!(Cli::try_parse_from(["dpft", "-v", "-q", "info"]).is_err());
+    }
+
+    #[test]
+    fn device_flag_is_global_and_validated() {
+        let cli = Cli::try_parse_from(["dpft", "info", "--device", "cuda:1"]).unwrap();
+        assert_eq!(cli.global.device, DeviceSpec::Cuda(1));
+        let err = Cli::try_parse_from(["dpft", "--device", "tpu", "info"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("expected cpu, cuda, cuda:N"), "{err}");
+    }
+}

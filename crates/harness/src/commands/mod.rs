@@ -1,0 +1,30 @@
+//! One module per subcommand; [`run`] dispatches.
+
+mod data;
+mod info;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    let name = cli.command.name();
+    match cli.command {
+        Command::Info(args) => info::run(&cli.global, &args),
+        Command::Data(cmd) => data::run(&cli.global, &cmd),
+        Command::Privacy(_)
+        | Command::Train(_)
+        | Command::EvalGen(_)
+        | Command::Score(_)
+        | Command::Generate(_)
+        | Command::ClipCheck(_)
+        | Command::Sweep(_)
+        | Command::Report(_)
+        | Command::Bench(_) => Err(anyhow::anyhow!(
+            "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
+             lists what works so far.",
+            env!("CARGO_PKG_VERSION")
+        )),
+    }
+}

@@ -1,0 +1,22 @@
+//! `dpft`: differentially private fine-tuning of language models (Li et al., ICLR 2022), from the command line.
+//!
+//! Exit status: 0 on success, 2 for bad usage or input (unknown flags, malformed or missing files,
+//! out-of-range values, a device that is not there), 1 for a failure at run time.
+
+mod cli;
+mod commands;
+mod exit;
+mod logging;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.global.verbosity());
+    match commands::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => exit::report(&err),
+    }
+}

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Creates (or checks) the Python environment that provides libtorch for tch and the Python reference
+# packages for the cross-checks. Idempotent: every step that is already right is skipped.
+#
+#   DPFT_VENV   where the environment lives (default: .venv in the repository)
+#   PYTHON      interpreter used to create it (default: python3; 3.10-3.13 have torch 2.11 wheels)
+#
+# Afterwards `.libtorch` in the repository points at the environment's torch package; .cargo/config.toml
+# hands that path to torch-sys, and crate build scripts bake it in as an rpath, so plain cargo commands
+# need no environment variables.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${DPFT_VENV:-$root/.venv}
+python=${PYTHON:-python3}
+torch_version=2.11.0
+say() { printf '[setup] %s\n' "$*"; }
+
+if [ ! -x "$venv/bin/python" ]; then
+  command -v "$python" >/dev/null || { say "error: '$python' not found; install Python 3.10-3.13 or set PYTHON=..."; exit 1; }
+  say "creating Python environment at $venv"
+  "$python" -m venv "$venv"
+else
+  say "Python environment at $venv: present"
+fi
+py="$venv/bin/python"
+pip=("$py" -m pip --disable-pip-version-check --no-input)
+
+have_torch=$("$py" - <<PY 2>/dev/null || true
+import importlib.metadata as m
+try:
+    print(m.version("torch"))
+except m.PackageNotFoundError:
+    pass
+PY
+)
+if [ "${have_torch%%+*}" = "$torch_version" ]; then
+  say "torch $have_torch: present"
+else
+  say "installing torch==$torch_version (about 2.7 GB; the wheel carries libtorch)"
+  "${pip[@]}" install --quiet "torch==$torch_version"
+fi
+
+req="$root/python/requirements.txt"
+con="$root/python/constraints.txt"
+stamp="$venv/.dpft-requirements.sha256"
+want=$(cat "$req" "$con" | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "import transformers, opacus, dp_accounting, prv_accountant, sacrebleu, rouge_score, pycocoevalcap" 2>/dev/null; then
+  say "reference packages (python/requirements.txt): present"
+else
+  say "installing reference packages from python/requirements.txt (torch held at $torch_version)"
+  "${pip[@]}" install --quiet -r "$req" -c "$con"
+  echo "$want" >"$stamp"
+fi
+
+torch_dir=$("$py" -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
+[ -f "$torch_dir/lib/libtorch_cpu.so" ] || { say "error: $torch_dir/lib/libtorch_cpu.so missing; remove $venv and rerun make setup"; exit 1; }
+if [ "$(readlink "$root/.libtorch" 2>/dev/null || true)" != "$torch_dir" ]; then
+  ln -sfn "$torch_dir" "$root/.libtorch"
+  say "linked .libtorch -> $torch_dir"
+fi
+say "ready: torch $("$py" -c 'import importlib.metadata as m; print(m.version("torch"))') at $torch_dir"
