@@ -6,6 +6,7 @@
 //! DP-aware layers, per-example norms, clipping, noise, optimizers, samplers and privacy accounting.
 //! It knows nothing of GPT-2, RoBERTa or BERT; those live in the `models` crate.
 
+pub mod accounting;
 pub mod device;
 
 pub use device::{DeviceError, DeviceSpec};

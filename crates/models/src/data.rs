@@ -82,17 +82,29 @@ pub const CATALOGUE: &[Dataset] = &[
         files: &[
             file(
                 "dart/dart-v1.1.1-full-train.json",
-                gh!("Yale-LILY/dart", "bb644b12ec1d0264f96a31145534b9a94f6ff5f5", "data/v1.1.1/dart-v1.1.1-full-train.json"),
+                gh!(
+                    "Yale-LILY/dart",
+                    "bb644b12ec1d0264f96a31145534b9a94f6ff5f5",
+                    "data/v1.1.1/dart-v1.1.1-full-train.json"
+                ),
                 None,
             ),
             file(
                 "dart/dart-v1.1.1-full-dev.json",
-                gh!("Yale-LILY/dart", "bb644b12ec1d0264f96a31145534b9a94f6ff5f5", "data/v1.1.1/dart-v1.1.1-full-dev.json"),
+                gh!(
+                    "Yale-LILY/dart",
+                    "bb644b12ec1d0264f96a31145534b9a94f6ff5f5",
+                    "data/v1.1.1/dart-v1.1.1-full-dev.json"
+                ),
                 Some("56606eac12baa7f0ddb81c61890f9f1a95bace4df8f8989852786358fe5d2b88"),
             ),
             file(
                 "dart/dart-v1.1.1-full-test.xml",
-                gh!("Yale-LILY/dart", "bb644b12ec1d0264f96a31145534b9a94f6ff5f5", "data/v1.1.1/dart-v1.1.1-full-test.xml"),
+                gh!(
+                    "Yale-LILY/dart",
+                    "bb644b12ec1d0264f96a31145534b9a94f6ff5f5",
+                    "data/v1.1.1/dart-v1.1.1-full-test.xml"
+                ),
                 Some("4f6994d633030278798c114555549a13202780fe0d78ee2e7ac7dcce45a8e233"),
             ),
         ],
@@ -148,14 +160,22 @@ pub const CATALOGUE: &[Dataset] = &[
                 "https://huggingface.co/openai-community/gpt2/resolve/main/merges.txt",
                 Some("1ce1664773c50f3e0cc8842619a93edc4624525b728b188a9e0be33b7726adc5"),
             ),
-            file("tokenizers/gpt2/tokenizer.json", "https://huggingface.co/openai-community/gpt2/resolve/main/tokenizer.json", None),
+            file(
+                "tokenizers/gpt2/tokenizer.json",
+                "https://huggingface.co/openai-community/gpt2/resolve/main/tokenizer.json",
+                None,
+            ),
         ],
     },
     Dataset {
         name: "tokenizers/roberta-base",
         description: "RoBERTa byte-level BPE (fairseq; MIT)",
         files: &[
-            file("tokenizers/roberta-base/vocab.json", "https://huggingface.co/FacebookAI/roberta-base/resolve/main/vocab.json", None),
+            file(
+                "tokenizers/roberta-base/vocab.json",
+                "https://huggingface.co/FacebookAI/roberta-base/resolve/main/vocab.json",
+                None,
+            ),
             file(
                 "tokenizers/roberta-base/merges.txt",
                 "https://huggingface.co/FacebookAI/roberta-base/resolve/main/merges.txt",
@@ -278,7 +298,8 @@ impl DataDir {
         if path.is_file() {
             return Ok(path);
         }
-        let url = CATALOGUE.iter().flat_map(|d| d.files).find(|f| f.path == rel).map_or("its official release", |f| f.url);
+        let url =
+            CATALOGUE.iter().flat_map(|d| d.files).find(|f| f.path == rel).map_or("its official release", |f| f.url);
         Err(DataError::MissingFile { path, root: self.root.clone(), source_: self.source, url })
     }
 

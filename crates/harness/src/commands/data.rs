@@ -25,9 +25,9 @@ fn status(global: &GlobalArgs, as_json: bool) -> Result<()> {
             .iter()
             .flat_map(|s| {
                 let present = s.present.iter().map(|f| (f, true));
-                present.chain(s.missing.iter().map(|f| (f, false))).map(|(f, ok)| {
-                    json!({"dataset": s.dataset.name, "path": f.path, "present": ok, "url": f.url})
-                })
+                present
+                    .chain(s.missing.iter().map(|f| (f, false)))
+                    .map(|(f, ok)| json!({"dataset": s.dataset.name, "path": f.path, "present": ok, "url": f.url}))
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&json!({"data_dir": data.root(), "files": rows}))?);
