@@ -64,8 +64,9 @@ pub enum Command {
     /// List the datasets dpft knows, their official sources, and which files the data directory has.
     #[command(subcommand)]
     Data(DataCommand),
-    /// [not yet available] Privacy accounting: epsilon spent, or noise for a target epsilon (RDP, PRV, GDP).
-    Privacy(Planned),
+    /// Privacy accounting: epsilon spent by a run, or the noise multiplier for a target epsilon (RDP, PRV, GDP).
+    #[command(subcommand)]
+    Privacy(PrivacyCommand),
     /// [not yet available] Fine-tune a model with DP-Adam (or non-privately) from a YAML run config.
     Train(Planned),
     /// [not yet available] Generate on a test set and score it (BLEU, NIST, METEOR, ROUGE-L, CIDEr).
@@ -124,6 +125,108 @@ pub enum DataCommand {
         #[arg(long)]
         tsv: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PrivacyCommand {
+    /// Epsilon spent by T steps of DP-SGD/DP-Adam with noise multiplier sigma and sample rate q.
+    #[command(after_help = SAMPLING_HELP)]
+    Epsilon(EpsilonArgs),
+    /// The noise multiplier that reaches a target epsilon (bisection; returns the conservative end).
+    #[command(after_help = SAMPLING_HELP)]
+    Noise(NoiseArgs),
+}
+
+const SAMPLING_HELP: &str = "Sampling:\n  \
+poisson  every example joins each batch independently with probability q (add/remove-one neighbours).\n  \
+shuffle  every batch is a fresh uniformly random subset of exactly b = q*n examples (replace-one\n           \
+neighbours; the replaced example can move the clipped sum by 2C, so the noise counts as sigma/2).\n           \
+Accounted by RDP only. Not valid for shuffle-once-per-epoch-then-split samplers.\n\
+Accountants: rdp (Renyi DP, sound), prv (numerical composition, sound upper bound, tightest), gdp\n\
+(central limit theorem: an approximation that can under-estimate epsilon).";
+
+/// Which accountants to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AccountantChoice {
+    Rdp,
+    Prv,
+    Gdp,
+    All,
+}
+
+/// How batches are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplingChoice {
+    Poisson,
+    Shuffle,
+}
+
+/// Options shared by `privacy epsilon` and `privacy noise`.
+#[derive(Debug, Args)]
+pub struct AccountingArgs {
+    /// Sample rate q = expected batch size / dataset size, in (0, 1].
+    #[arg(long, required_unless_present = "batch_size", allow_negative_numbers = true)]
+    pub sample_rate: Option<f64>,
+    /// Batch size b (with --dataset-size; q = b/n).
+    #[arg(long, requires = "dataset_size", conflicts_with = "sample_rate")]
+    pub batch_size: Option<u64>,
+    /// Number of examples n; sets the default delta to n^-1.1 and enables the delta >= 1/n warning.
+    #[arg(long)]
+    pub dataset_size: Option<u64>,
+    /// Target delta in (0, 1) [default: n^-1.1 with --dataset-size; required otherwise].
+    #[arg(long, allow_negative_numbers = true)]
+    pub delta: Option<f64>,
+    /// Which accountant(s) to run.
+    #[arg(long, value_enum, default_value = "all")]
+    pub accountant: AccountantChoice,
+    /// How batches are drawn (see below).
+    #[arg(long, value_enum, default_value = "poisson")]
+    pub sampling: SamplingChoice,
+    /// PRV: half-width of the epsilon error interval (upper - lower <= 2 * eps_error).
+    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    pub eps_error: f64,
+    /// PRV: delta error [default: delta / 10^4].
+    #[arg(long)]
+    pub delta_error: Option<f64>,
+    /// RDP: comma-separated orders > 1 [default: 1.1, 1.2, ..., 10.9, 12, ..., 63].
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
+    pub orders: Option<Vec<f64>>,
+    /// Print one JSON object keyed by accountant on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EpsilonArgs {
+    /// Noise multiplier sigma: noise standard deviation / clipping norm, > 0.
+    #[arg(long, allow_negative_numbers = true)]
+    pub noise_multiplier: f64,
+    /// Number of steps T (>= 1).
+    #[arg(long, required_unless_present = "epochs")]
+    pub steps: Option<u64>,
+    /// Number of epochs (steps = ceil(epochs / q)).
+    #[arg(long, conflicts_with = "steps", allow_negative_numbers = true)]
+    pub epochs: Option<f64>,
+    #[command(flatten)]
+    pub common: AccountingArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct NoiseArgs {
+    /// Target epsilon, > 0.
+    #[arg(long, allow_negative_numbers = true)]
+    pub target_epsilon: f64,
+    /// Number of steps T (>= 1).
+    #[arg(long, required_unless_present = "epochs")]
+    pub steps: Option<u64>,
+    /// Number of epochs (steps = ceil(epochs / q)).
+    #[arg(long, conflicts_with = "steps", allow_negative_numbers = true)]
+    pub epochs: Option<f64>,
+    /// Stop when the target is met within this much epsilon (never above the target).
+    #[arg(long, default_value_t = 1e-3)]
+    pub tolerance: f64,
+    #[command(flatten)]
+    pub common: AccountingArgs,
 }
 
 /// Arguments of a subcommand that this version does not have yet; accepted so the message can say so.

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use dp_core::accounting::AccountingError;
 use dp_core::DeviceError;
 use models::DataError;
 
@@ -12,7 +13,7 @@ pub struct BadInput(pub String);
 
 /// Whether an error is the user's input rather than a failure at run time.
 pub fn is_bad_input(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| e.is::<BadInput>() || e.is::<DeviceError>() || e.is::<DataError>())
+    err.chain().any(|e| e.is::<BadInput>() || e.is::<DeviceError>() || e.is::<DataError>() || e.is::<AccountingError>())
 }
 
 /// Prints the error as `error: …` plus one `caused by:` line per cause, and picks the exit code.

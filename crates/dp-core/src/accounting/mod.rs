@@ -22,6 +22,7 @@ pub mod special;
 pub use calibrate::{calibrate_noise, AccountantKind, Accountants, Calibration};
 pub use event::{steps_for_epochs, Event, History, Relation, Sampling};
 pub use gdp::GdpAccountant;
+pub use gdp::GDP_WARNING;
 pub use prv::{PrvAccountant, PrvEpsilon};
 pub use rdp::{RdpAccountant, RdpEpsilon};
 
@@ -50,6 +51,9 @@ pub enum AccountingError {
     /// No σ in the searched range reaches the target.
     #[error("{0}")]
     Unreachable(String),
+    /// The numerical method cannot reach the accuracy the request needs.
+    #[error("{0}")]
+    Precision(String),
     /// A history that does not parse.
     #[error("invalid privacy history JSON: {0}")]
     Json(String),

@@ -12,7 +12,8 @@
 //! Algorithm (Gopi et al., Alg. 1 and Thm 5.5), with the error budget made explicit:
 //! 1. Mesh h = ε_r·sqrt(2/(k·log(2/δ_h))) for k steps in all. Each step's PRV is cut to [a, b] (mass
 //!    outside ≤ δ_err/(16k) per step, counted exactly) and discretised onto the grid jh: the mass of
-//!    ((j−½)h, (j+½)h] sits at jh + s, the shift s making the discrete mean equal the continuous one.
+//!    ((j−½)h, (j+½)h] sits at jh + s, the shift s making the discrete mean equal the continuous one
+//!    (integrated by Gauss–Legendre quadrature in x, where the integrand is smooth).
 //!    Then Ỹ − Y lies in an interval of width h with mean 0, and by Hoeffding the summed error exceeds ε_r
 //!    with probability at most δ_h = δ_err/4.
 //! 2. The k-fold sum is computed by FFT on a periodic window [L_lo, L_hi]. Mass outside the window wraps
@@ -24,16 +25,27 @@
 //!    δ̃(ε + ε_r) − δ_f ≤ δ(ε) ≤ δ̃(ε − ε_r) + δ_f. Hence
 //!    lower = ε̃(δ + δ_f) − ε_r ≤ ε(δ) ≤ upper = ε̃(δ − δ_f) + ε_r, and estimate = ε̃(δ).
 //!
-//! ε_r is 0.9·eps_error and δ_err defaults to δ/10⁴, so upper − lower stays within 2·eps_error.
+//! 4. FFT round-off: the composition puts at most `tail` mass below the lower Chernoff bound, so the
+//!    largest |value| the FFT leaves in [L_lo, L_lo + ε_r] measures its round-off level ν per point; ν
+//!    times the number of grid points above 0, plus any negative values there, joins δ_f. When δ_f would
+//!    exceed δ/2 the accountant refuses with an error rather than return a bound it cannot back.
+//!
+//! ε_r is 0.9·eps_error and δ_err defaults to δ/10⁴, so upper − lower stays within 2·eps_error unless
+//! the round-off term matters (very small δ with very many steps), where the interval widens honestly.
 //! The FFT is `realfft` (over `rustfft`).
+
+use std::f64::consts::PI;
 
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 
 use super::event::{History, Sampling};
 use super::rdp::RdpAccountant;
-use super::special::norm_cdf;
+use super::special::{log_add, norm_cdf};
 use super::{check_delta, AccountingError};
+
+/// Largest FFT grid (points); each point costs about 40 bytes across the buffers.
+const MAX_POINTS: usize = 1 << 26;
 
 /// Lower bound, estimate and upper bound of ε at a δ.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -108,6 +120,78 @@ impl SubsampledGaussian {
     }
 }
 
+impl SubsampledGaussian {
+    /// E[Y; a < Y ≤ b], as ∫ ℓ(x)·p(x) dx over the x interval that maps onto (a, b]: ℓ and the Gaussian
+    /// densities are smooth on the scale of σ, so composite Gauss–Legendre on panels of σ/8 is accurate
+    /// to round-off. The x interval is clipped to 40σ beyond the Gaussians' means, where the densities
+    /// are below 1e-300.
+    fn partial_mean(&self, a: f64, b: f64) -> f64 {
+        let (q, s) = (self.q, self.sigma);
+        let loss = |x: f64| {
+            // ℓ(x) = log(1 − q + q·e^{(2x−1)/(2σ²)}), evaluated without overflow.
+            let z = (2.0 * x - 1.0) / (2.0 * s * s) + q.ln();
+            if q == 1.0 {
+                z
+            } else {
+                log_add((-q).ln_1p(), z)
+            }
+        };
+        let pdf = |x: f64, mean: f64| (-(x - mean) * (x - mean) / (2.0 * s * s)).exp() / (s * (2.0 * PI).sqrt());
+        let (lo_clip, hi_clip) = (-40.0 * s, 1.0 + 40.0 * s);
+        let (x_lo, x_hi, integrand): (f64, f64, Box<dyn Fn(f64) -> f64>) = match self.direction {
+            Direction::Remove => (
+                self.x_of(a).max(lo_clip),
+                self.x_of(b).min(hi_clip),
+                Box::new(move |x| loss(x) * ((1.0 - q) * pdf(x, 0.0) + q * pdf(x, 1.0))),
+            ),
+            // Y = −ℓ(X), X ~ N(0, σ²): a < Y ≤ b ⟺ x(−b) ≤ X < x(−a).
+            Direction::Add => {
+                (self.x_of(-b).max(lo_clip), self.x_of(-a).min(hi_clip), Box::new(move |x| -loss(x) * pdf(x, 0.0)))
+            }
+        };
+        if x_hi.is_nan() || x_lo.is_nan() || x_hi <= x_lo {
+            return 0.0;
+        }
+        let panels = ((x_hi - x_lo) / (s / 8.0)).ceil().max(1.0) as usize;
+        let width = (x_hi - x_lo) / panels as f64;
+        let (nodes, weights) = gauss_legendre_16();
+        (0..panels)
+            .map(|p| {
+                let mid = x_lo + (p as f64 + 0.5) * width;
+                nodes.iter().zip(weights).map(|(u, w)| w * integrand(mid + 0.5 * width * u)).sum::<f64>() * 0.5 * width
+            })
+            .sum()
+    }
+}
+
+/// Nodes and weights of 16-point Gauss–Legendre quadrature on [−1, 1], by Newton's method on P₁₆
+/// (a few lines; no crate needed for one fixed rule).
+fn gauss_legendre_16() -> ([f64; 16], [f64; 16]) {
+    const N: usize = 16;
+    let (mut nodes, mut weights) = ([0.0; N], [0.0; N]);
+    for i in 0..N {
+        let mut x = (PI * (i as f64 + 0.75) / (N as f64 + 0.5)).cos();
+        let mut dp = 0.0;
+        for _ in 0..100 {
+            // P_N(x) and P_N'(x) by the three-term recurrence.
+            let (mut p0, mut p1) = (1.0, x);
+            for k in 2..=N {
+                let kf = k as f64;
+                (p0, p1) = (p1, ((2.0 * kf - 1.0) * x * p1 - (kf - 1.0) * p0) / kf);
+            }
+            dp = N as f64 * (x * p1 - p0) / (x * x - 1.0);
+            let step = p1 / dp;
+            x -= step;
+            if step.abs() < 1e-16 {
+                break;
+            }
+        }
+        nodes[i] = x;
+        weights[i] = 2.0 / ((1.0 - x * x) * dp * dp);
+    }
+    (nodes, weights)
+}
+
 /// One step's PRV discretised on the grid: masses at indices `first..first + mass.len()`, value j·h + shift.
 struct DiscretePrv {
     first: i64,
@@ -160,8 +244,8 @@ impl PrvAccountant {
             return Ok(PrvEpsilon { lower: 0.0, estimate: 0.0, upper: 0.0 });
         }
         let plan = Plan::new(history, &events, self.eps_error * 0.9, delta_error);
-        let remove = plan.compose(&events, Direction::Remove, delta);
-        let add = plan.compose(&events, Direction::Add, delta);
+        let remove = plan.compose(&events, Direction::Remove, delta)?;
+        let add = plan.compose(&events, Direction::Add, delta)?;
         Ok(PrvEpsilon {
             lower: remove.lower.max(add.lower),
             estimate: remove.estimate.max(add.estimate),
@@ -218,9 +302,21 @@ impl Plan {
     }
 
     /// Composes all events for one direction and reads off the ε bounds at δ.
-    fn compose(&self, events: &[(f64, f64, u64)], direction: Direction, delta: f64) -> PrvEpsilon {
+    fn compose(
+        &self,
+        events: &[(f64, f64, u64)],
+        direction: Direction,
+        delta: f64,
+    ) -> Result<PrvEpsilon, AccountingError> {
         let h = self.h;
         let n = fft_size(((self.hi - self.lo) / h).ceil() as usize + 4);
+        if n > MAX_POINTS {
+            return Err(AccountingError::Precision(format!(
+                "the PRV accountant would need {n} grid points (limit {MAX_POINTS}, ~{} GB) for this history: \
+                 epsilon is very large or the steps very many; use a larger --eps-error, or the rdp accountant",
+                MAX_POINTS * 40 / 1_000_000_000
+            )));
+        }
         let mut planner = RealFftPlanner::<f64>::new();
         let forward = planner.plan_fft_forward(n);
         let inverse = planner.plan_fft_inverse(n);
@@ -252,23 +348,37 @@ impl Plan {
         let scale = 1.0 / n as f64;
         // Unwrap the periodic result so that values j·h + total_shift fill [lo − h, lo − h + n·h).
         let j0 = ((self.lo - total_shift) / h).floor() as i64 - 1;
-        let mut values = Vec::with_capacity(n);
-        let mut negative = 0.0;
-        for k in 0..n as i64 {
-            let j = j0 + (k - j0).rem_euclid(n as i64);
-            let p = buffer[k as usize] * scale;
-            if p < 0.0 {
-                negative -= p;
-            }
-            values.push((j as f64 * h + total_shift, p.max(0.0)));
+        let values: Vec<(f64, f64)> = (j0..j0 + n as i64)
+            .map(|j| (j as f64 * h + total_shift, buffer[j.rem_euclid(n as i64) as usize] * scale))
+            .collect();
+        // Round-off: the true composition has at most `tail` mass below the lower Chernoff bound, so what
+        // the FFT puts in [lo, lo + radius] is its round-off level ν; the same level lies on every point,
+        // so δ̃ can be off by up to ν per point above 0 (plus the clamped negatives, counted the same way).
+        let noise =
+            values.iter().take_while(|(y, _)| *y < self.lo + self.radius).map(|(_, p)| p.abs()).fold(0.0, f64::max);
+        let positive_points = values.iter().filter(|(y, _)| *y > 0.0).count() as f64;
+        let negative: f64 = values.iter().filter(|(y, p)| *y > 0.0 && *p < 0.0).map(|(_, p)| -p).sum();
+        let round_off = noise * positive_points + negative;
+        let values: Vec<(f64, f64)> = values.into_iter().map(|(y, p)| (y, p.max(0.0))).collect();
+        let delta_fail = self.delta_fixed + cut_mass + round_off;
+        log::debug!(
+            "PRV {direction:?}: mesh {h:e}, window [{}, {}], {n} points, shift {total_shift:e}, cut mass {cut_mass:e}, \
+             round-off {round_off:e} (level {noise:e}), delta_fail {delta_fail:e}",
+            self.lo,
+            self.hi
+        );
+        if delta_fail > delta / 2.0 {
+            return Err(AccountingError::Precision(format!(
+                "the PRV accountant cannot resolve delta = {delta:e} for this history: its numerical error \
+                 budget reached {delta_fail:e} (round-off {round_off:e} over {n} grid points); use a larger \
+                 --eps-error or delta, or the rdp accountant"
+            )));
         }
-        values.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let delta_fail = self.delta_fixed + cut_mass + 2.0 * negative;
         let curve = Curve { points: values };
         let estimate = curve.epsilon(delta);
-        let upper = curve.epsilon((delta - delta_fail).max(f64::MIN_POSITIVE)) + self.radius;
+        let upper = curve.epsilon(delta - delta_fail) + self.radius;
         let lower = (curve.epsilon(delta + delta_fail) - self.radius).max(0.0);
-        PrvEpsilon { lower, estimate, upper }
+        Ok(PrvEpsilon { lower, estimate, upper })
     }
 
     /// Masses of one step's PRV on the grid between the cut points, with the mean-matching shift.
@@ -306,14 +416,13 @@ impl Plan {
             .collect();
         let kept: f64 = mass.iter().sum();
         let cut_mass = edges[0].0 + edges[edges.len() - 1].1;
-        // Mean shift: discrete mean with masses at bucket centres equals the trapezoid rule for
-        // E[Y | a < Y ≤ b] = (b·F(b) − a·F(a) − ∫F)/(F(b) − F(a)); Simpson's rule corrects it.
-        let f: Vec<f64> = edges.iter().map(|&(c, s)| if c <= 0.5 { c } else { 1.0 - s }).collect();
-        let intervals = f.len() - 1;
-        let even = intervals - intervals % 2;
-        let trapezoid: f64 = f[..=even].windows(2).map(|w| 0.5 * h * (w[0] + w[1])).sum();
-        let simpson: f64 = (0..even / 2).map(|i| h / 3.0 * (f[2 * i] + 4.0 * f[2 * i + 1] + f[2 * i + 2])).sum();
-        let shift = (trapezoid - simpson) / kept;
+        // Mean shift: the discrete mean (masses at bucket centres) against the continuous conditional
+        // mean E[Y | a < Y ≤ b], integrated in x where the integrand is smooth (a quadrature in t would
+        // fail when the bulk of Y is narrower than a few buckets, as for small q).
+        let discrete_mean: f64 =
+            mass.iter().enumerate().map(|(i, m)| m * (first + i as i64) as f64 * h).sum::<f64>() / kept;
+        let continuous_mean = prv.partial_mean(edge(first), edge(last + 1)) / kept;
+        let shift = continuous_mean - discrete_mean;
         debug_assert!(shift.abs() < h / 2.0, "mean shift {shift} exceeds half the mesh {h}");
         let mass = mass.into_iter().map(|m| m / kept).collect();
         DiscretePrv { first, mass, shift, cut_mass }

@@ -2,6 +2,7 @@
 
 mod data;
 mod info;
+mod privacy;
 
 use anyhow::Result;
 
@@ -13,8 +14,8 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Info(args) => info::run(&cli.global, &args),
         Command::Data(cmd) => data::run(&cli.global, &cmd),
-        Command::Privacy(_)
-        | Command::Train(_)
+        Command::Privacy(cmd) => privacy::run(&cmd),
+        Command::Train(_)
         | Command::EvalGen(_)
         | Command::Score(_)
         | Command::Generate(_)
