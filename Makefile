@@ -14,7 +14,7 @@ ifeq ($(strip $(DPFT_DATA_DIR)),)
 endif
 PY := $(DPFT_VENV)/bin/python
 
-.PHONY: help setup build test test-rust test-python lint data reproduce-table2 clean
+.PHONY: help setup build test test-rust test-python lint data reproduce-table2 bench-accounting clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ data: build ## Fetch missing datasets and tokenizer files from their official so
 
 reproduce-table2: setup ## The main job: Table 2 of the paper (mini profile on CPU)
 	bash scripts/reproduce-table2.sh
+
+bench-accounting: setup ## Time the accountants next to dp-accounting, prv-accountant and opacus
+	$(PY) python/bench/bench_accounting.py
 
 clean: ## Remove build outputs (keeps the Python environment and data)
 	cargo clean

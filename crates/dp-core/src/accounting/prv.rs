@@ -244,8 +244,13 @@ impl PrvAccountant {
             return Ok(PrvEpsilon { lower: 0.0, estimate: 0.0, upper: 0.0 });
         }
         let plan = Plan::new(history, &events, self.eps_error * 0.9, delta_error);
-        let remove = plan.compose(&events, Direction::Remove, delta)?;
-        let add = plan.compose(&events, Direction::Add, delta)?;
+        // The two directions are independent: one thread each.
+        let (remove, add) = std::thread::scope(|scope| {
+            let add = scope.spawn(|| plan.compose(&events, Direction::Add, delta));
+            let remove = plan.compose(&events, Direction::Remove, delta);
+            (remove, add.join().expect("PRV thread panicked"))
+        });
+        let (remove, add) = (remove?, add?);
         Ok(PrvEpsilon {
             lower: remove.lower.max(add.lower),
             estimate: remove.estimate.max(add.estimate),
@@ -398,17 +403,29 @@ impl Plan {
             }
         }
         let mid = a;
-        // Walk down while F at the lower edge exceeds the cut, and up while 1 − F does.
+        // Walk down while F at the lower edge exceeds the cut, and up while 1 − F does, keeping every
+        // edge's (F, 1 − F) for the masses.
+        let mut below = Vec::new();
         let mut first = mid;
-        while first > j_min && prv.cdf_sf(edge(first)).0 > cut {
+        let mut at = prv.cdf_sf(edge(first));
+        while first > j_min && at.0 > cut {
+            below.push(at);
             first -= 1;
+            at = prv.cdf_sf(edge(first));
         }
+        below.push(at);
+        below.reverse(); // edges first ..= mid
         let mut last = mid;
-        while last < j_max && prv.cdf_sf(edge(last + 1)).1 > cut {
+        let mut above = Vec::new();
+        let mut at = prv.cdf_sf(edge(last + 1));
+        above.push(at);
+        while last < j_max && at.1 > cut {
             last += 1;
+            at = prv.cdf_sf(edge(last + 1));
+            above.push(at);
         }
-        // F at every edge; the upper half via 1 − F to keep tail masses accurate.
-        let edges: Vec<(f64, f64)> = (first..=last + 1).map(|j| prv.cdf_sf(edge(j))).collect();
+        // F at every edge first ..= last + 1; masses use the upper half via 1 − F to keep tails accurate.
+        let edges: Vec<(f64, f64)> = below.into_iter().chain(above).collect();
         let mass: Vec<f64> = edges
             .windows(2)
             .map(|w| if w[1].0 <= 0.5 { w[1].0 - w[0].0 } else { w[0].1 - w[1].1 })

@@ -116,11 +116,14 @@ pub fn rdp_poisson(q: f64, sigma: f64, alpha: f64) -> f64 {
 fn log_a_int(q: f64, sigma: f64, alpha: u64) -> f64 {
     let (log_q, log_1mq) = (q.ln(), (-q).ln_1p());
     let a = alpha as f64;
-    (0..=alpha).fold(f64::NEG_INFINITY, |acc, k| {
+    let mut log_coef = 0.0; // log C(α, 0)
+    let mut acc = f64::NEG_INFINITY;
+    for k in 0..=alpha {
         let k = k as f64;
-        let term = log_binom_abs(a, k) + k * log_q + (a - k) * log_1mq + (k * k - k) / (2.0 * sigma * sigma);
-        log_add(acc, term)
-    })
+        acc = log_add(acc, log_coef + k * log_q + (a - k) * log_1mq + (k * k - k) / (2.0 * sigma * sigma));
+        log_coef += (a - k).ln() - (k + 1.0).ln(); // C(α, k+1) = C(α, k)·(α − k)/(k + 1)
+    }
+    acc
 }
 
 /// log A_α for fractional α (Mironov et al. 2019, Sec. 3.3), summing the series with the signs of its
@@ -135,12 +138,15 @@ fn log_a_frac(q: f64, sigma: f64, alpha: f64) -> f64 {
     let (mut a0, mut a1) = (zero, zero);
     let mut abs_total = f64::NEG_INFINITY;
     let (mut last0, mut last1) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    let mut log_coef = 0.0; // log|C(α, 0)|
     for k in 0..1000u32 {
         let i = k as f64;
         let j = alpha - i;
         // C(α, i) < 0 when an odd number of the factors α − m, m < i, are negative.
         let positive = (k as f64 - alpha.ceil()).max(0.0) as u64 % 2 == 0;
-        let log_coef = log_binom_abs(alpha, i);
+        let this_coef = log_coef;
+        log_coef += (alpha - i).abs().ln() - (i + 1.0).ln(); // |C(α, i+1)| = |C(α, i)|·|α − i|/(i + 1)
+        let log_coef = this_coef;
         let s0 =
             log_coef + i * log_q + j * log_1mq + (i * i - i) / two_var - LN_2 + log_erfc((i - z0) / (SQRT_2 * sigma));
         let s1 =
