@@ -11,8 +11,18 @@ data=${DPFT_DATA_DIR:-$root/data}
 mkdir -p "$data/.downloads"
 say() { printf '[data] %s\n' "$*"; }
 
-fetch() { # url dest
-  curl -fsSL --retry 2 --connect-timeout 20 --max-time 1800 -o "$2.part" "$1" && mv "$2.part" "$2"
+offline=0
+fetch() { # url dest — after one connection failure, stop trying (an offline machine should not wait per file)
+  [ "$offline" -eq 0 ] || return 1
+  if curl -fsSL --retry 2 --connect-timeout 15 --max-time 1800 -o "$2.part" "$1"; then
+    mv "$2.part" "$2"
+  else
+    local rc=$?
+    rm -f "$2.part"
+    # 6: could not resolve host, 7: could not connect, 28: timeout
+    case $rc in 6|7|28) offline=1; say "no network (curl exit $rc): listing what is missing instead of fetching" ;; esac
+    return 1
+  fi
 }
 
 missing=0 fetched=0 present=0
@@ -21,12 +31,12 @@ while IFS=$'\t' read -r dataset path url member sha; do
   if [ -f "$dest" ]; then present=$((present + 1)); continue; fi
   mkdir -p "$(dirname "$dest")"
   if [ "$member" = "-" ]; then
-    say "fetching $path from $url"
+    [ "$offline" -eq 1 ] || say "fetching $path from $url"
     fetch "$url" "$dest" || { say "could not fetch $url: copy it to $dest by hand"; rm -f "$dest.part"; missing=$((missing + 1)); continue; }
   else
     archive="$data/.downloads/$(basename "$url")"
     if [ ! -f "$archive" ]; then
-      say "fetching $(basename "$url") from $url"
+      [ "$offline" -eq 1 ] || say "fetching $(basename "$url") from $url"
       fetch "$url" "$archive" || { say "could not fetch $url: put $member from it at $dest by hand"; rm -f "$archive.part"; missing=$((missing + 1)); continue; }
     fi
     unzip -p "$archive" "$member" >"$dest.part" && mv "$dest.part" "$dest" \
@@ -45,6 +55,5 @@ while IFS=$'\t' read -r dataset path url member sha; do
 done < <("$dpft" data sources --tsv)
 
 say "data directory $data: $present already present, $fetched fetched, $missing missing"
-say "labelled GLUE subsets for miniature runs and the DART test references are not in the catalogue's official"
-say "releases; see docs of each task for them. \`dpft data status --data-dir $data\` shows what is there."
+say "\`dpft data status --data-dir $data\` shows what is there; \`dpft data sources\` where each file comes from."
 [ "$missing" -eq 0 ]
