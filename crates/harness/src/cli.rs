@@ -196,17 +196,24 @@ pub struct AccountingArgs {
     pub json: bool,
 }
 
+/// How long the run is: steps, or epochs at the sample rate.
 #[derive(Debug, Args)]
-pub struct EpsilonArgs {
-    /// Noise multiplier sigma: noise standard deviation / clipping norm, > 0.
-    #[arg(long, allow_negative_numbers = true)]
-    pub noise_multiplier: f64,
+pub struct RunLength {
     /// Number of steps T (>= 1).
     #[arg(long, required_unless_present = "epochs")]
     pub steps: Option<u64>,
     /// Number of epochs (steps = ceil(epochs / q)).
     #[arg(long, conflicts_with = "steps", allow_negative_numbers = true)]
     pub epochs: Option<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct EpsilonArgs {
+    /// Noise multiplier sigma: noise standard deviation / clipping norm, > 0.
+    #[arg(long, allow_negative_numbers = true)]
+    pub noise_multiplier: f64,
+    #[command(flatten)]
+    pub length: RunLength,
     #[command(flatten)]
     pub common: AccountingArgs,
 }
@@ -216,12 +223,8 @@ pub struct NoiseArgs {
     /// Target epsilon, > 0.
     #[arg(long, allow_negative_numbers = true)]
     pub target_epsilon: f64,
-    /// Number of steps T (>= 1).
-    #[arg(long, required_unless_present = "epochs")]
-    pub steps: Option<u64>,
-    /// Number of epochs (steps = ceil(epochs / q)).
-    #[arg(long, conflicts_with = "steps", allow_negative_numbers = true)]
-    pub epochs: Option<f64>,
+    #[command(flatten)]
+    pub length: RunLength,
     /// Stop when the target is met within this much epsilon (never above the target).
     #[arg(long, default_value_t = 1e-3)]
     pub tolerance: f64,

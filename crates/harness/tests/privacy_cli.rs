@@ -101,47 +101,33 @@ fn shuffle_is_refused_by_prv_and_accounted_by_rdp() {
     assert!(v["rdp"]["epsilon"].as_f64() > poisson["rdp"]["epsilon"].as_f64());
 }
 
+const E2E_NOISE: [&str; 15] = [
+    "privacy",
+    "noise",
+    "--target-epsilon",
+    "3",
+    "--delta",
+    "8e-6",
+    "--batch-size",
+    "1024",
+    "--dataset-size",
+    "42061",
+    "--epochs",
+    "10",
+    "--accountant",
+    "rdp",
+    "--json",
+];
+
 #[test]
 fn noise_reaches_the_target_from_below_and_rounds_up() {
-    let out = dpft(&[
-        "privacy",
-        "noise",
-        "--target-epsilon",
-        "3",
-        "--delta",
-        "8e-6",
-        "--batch-size",
-        "1024",
-        "--dataset-size",
-        "42061",
-        "--epochs",
-        "10",
-        "--accountant",
-        "rdp",
-        "--json",
-    ]);
-    let v = json(&out);
+    let v = json(&dpft(&E2E_NOISE));
     let sigma = v["rdp"]["noise_multiplier"].as_f64().unwrap();
     let eps = v["rdp"]["epsilon"].as_f64().unwrap();
     assert!(eps <= 3.0 && 3.0 - eps <= 1e-3, "{v}");
     assert!((sigma - 1.089).abs() < 1e-3, "{v}"); // ../shared/docs/oracles.md: σ_RDP ≈ 1.089
                                                   // The table shows σ rounded up, so a copied value never overshoots the target.
-    let out = dpft(&[
-        "privacy",
-        "noise",
-        "--target-epsilon",
-        "3",
-        "--delta",
-        "8e-6",
-        "--batch-size",
-        "1024",
-        "--dataset-size",
-        "42061",
-        "--epochs",
-        "10",
-        "--accountant",
-        "rdp",
-    ]);
+    let out = dpft(&E2E_NOISE[..E2E_NOISE.len() - 1]);
     let text = String::from_utf8_lossy(&out.stdout);
     let row = text.lines().find(|l| l.starts_with("rdp")).unwrap();
     let shown: f64 = row.split_whitespace().nth(1).unwrap().parse().unwrap();
@@ -169,7 +155,7 @@ fn unreachable_target_is_a_clear_error() {
 
 #[test]
 fn default_delta_and_warning_from_dataset_size() {
-    let out = dpft(&[
+    let base = [
         "privacy",
         "epsilon",
         "--noise-multiplier",
@@ -182,25 +168,11 @@ fn default_delta_and_warning_from_dataset_size() {
         "1000",
         "--accountant",
         "rdp",
-    ]);
+    ];
+    let out = dpft(&base);
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("delta = {:e}", 1000f64.powf(-1.1))), "{text}");
-    let out = dpft(&[
-        "privacy",
-        "epsilon",
-        "--noise-multiplier",
-        "1",
-        "--sample-rate",
-        "0.01",
-        "--steps",
-        "100",
-        "--dataset-size",
-        "1000",
-        "--delta",
-        "0.002",
-        "--accountant",
-        "rdp",
-    ]);
+    let out = dpft(&[&base[..], &["--delta", "0.002"]].concat());
     assert!(String::from_utf8_lossy(&out.stderr).contains("≥ 1/n"));
 }

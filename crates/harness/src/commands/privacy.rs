@@ -132,7 +132,7 @@ impl Setting {
 
 fn epsilon(args: &EpsilonArgs) -> Result<()> {
     let s = Setting::from_args(&args.common)?;
-    let steps = s.steps(args.steps, args.epochs)?;
+    let steps = s.steps(args.length.steps, args.length.epochs)?;
     let event = Event::new(args.noise_multiplier, s.sampling, steps).map_err(flag_error)?;
     let history = History::single(event);
     let mut out = Map::new();
@@ -178,7 +178,7 @@ fn epsilon(args: &EpsilonArgs) -> Result<()> {
 
 fn noise(args: &NoiseArgs) -> Result<()> {
     let s = Setting::from_args(&args.common)?;
-    let steps = s.steps(args.steps, args.epochs)?;
+    let steps = s.steps(args.length.steps, args.length.epochs)?;
     let mut out = Map::new();
     let mut rows = Vec::new();
     for &kind in &s.kinds {
