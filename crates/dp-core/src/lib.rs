@@ -8,5 +8,6 @@
 
 pub mod accounting;
 pub mod device;
+pub mod engine;
 
 pub use device::{DeviceError, DeviceSpec};

@@ -1,0 +1,177 @@
+//! Per-example clipping of a batch's gradients from the tape (flat clipping, Li et al. 2022, Sec. 4):
+//! ‖g_i‖ = sqrt(Σ over trainable parameters of their per-example squared norms),
+//! c_i = min(1, C / (‖g_i‖ + γ)), and the clipped sum Σ_i c_i g_i.
+
+use std::collections::HashMap;
+
+use tch::{Kind, Tensor};
+
+use super::layers::NormMethod;
+use super::tape::Tape;
+use super::EngineError;
+
+/// How the clipped sum is formed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClipMode {
+    /// Book-keeping (Bu et al. 2023): one backward pass to the recorded outputs; weighted gradients from
+    /// the recorded inputs and output gradients.
+    #[default]
+    Bk,
+    /// Ghost clipping as in the paper: norms from a first backward pass, then a second backward pass on
+    /// Σ_i c_i L_i.
+    Ghost,
+    /// Per-example gradients instantiated for every parameter (oracle; memory baseline).
+    Naive,
+}
+
+/// Flat per-example clipping.
+#[derive(Clone, Copy, Debug)]
+pub struct Clipper {
+    /// C, the clipping norm (> 0; `f64::INFINITY` disables clipping but keeps the machinery).
+    pub max_grad_norm: f64,
+    /// γ, added to the norm before dividing (default 1e-6).
+    pub stability: f64,
+    /// How the clipped sum is formed.
+    pub mode: ClipMode,
+    /// How per-example norms are computed.
+    pub norm_method: NormMethod,
+}
+
+/// The result of clipping one batch.
+#[derive(Debug)]
+pub struct ClipOutput {
+    /// Σ_i c_i ∇L_i per trainable parameter, in the order the parameters were given.
+    pub grads: Vec<(String, Tensor)>,
+    /// ‖∇L_i‖ over all trainable parameters, `[B]`.
+    pub norms: Tensor,
+    /// c_i, `[B]`.
+    pub factors: Tensor,
+}
+
+impl Clipper {
+    /// A clipper with C and the default stability constant 1e-6, book-keeping and automatic norms.
+    pub fn new(max_grad_norm: f64) -> Result<Self, EngineError> {
+        Self { max_grad_norm, stability: 1e-6, mode: ClipMode::Bk, norm_method: NormMethod::Auto }.checked()
+    }
+
+    /// Checks C > 0 (or +∞) and γ ≥ 0, finite.
+    pub fn checked(self) -> Result<Self, EngineError> {
+        if self.max_grad_norm.is_nan() || self.max_grad_norm <= 0.0 {
+            return Err(EngineError::Invalid(format!(
+                "max_grad_norm = {} is out of range: expected > 0 (or inf to disable clipping)",
+                self.max_grad_norm
+            )));
+        }
+        if !(self.stability.is_finite() && self.stability >= 0.0) {
+            return Err(EngineError::Invalid(format!(
+                "clipping stability constant = {} is out of range: expected a finite value ≥ 0",
+                self.stability
+            )));
+        }
+        Ok(self)
+    }
+
+    /// Clips the gradient of the per-example `losses` `[B]` recorded on `tape`. `trainable` lists every
+    /// trainable variable of the model as (name, tensor); each must be owned by exactly one record.
+    pub fn clip(
+        &self,
+        losses: &Tensor,
+        tape: &Tape,
+        trainable: &[(String, Tensor)],
+    ) -> Result<ClipOutput, EngineError> {
+        let records = tape.records();
+        if records.is_empty() {
+            return Err(EngineError::EmptyTape);
+        }
+        // Each layer once; each parameter in one layer; each trainable variable in some layer.
+        let mut seen_layers = HashMap::new();
+        let mut owner: HashMap<usize, (usize, usize, String)> = HashMap::new(); // data_ptr → (record, param, layer)
+        for (r, rec) in records.iter().enumerate() {
+            if seen_layers.insert(rec.layer().to_string(), r).is_some() {
+                return Err(EngineError::RecordedTwice(rec.layer().to_string()));
+            }
+            for (p, (name, t)) in rec.parameters().iter().enumerate() {
+                if let Some((_, _, other)) = owner.insert(t.data_ptr() as usize, (r, p, rec.layer().to_string())) {
+                    return Err(EngineError::SharedParameter(name.clone(), other, rec.layer().to_string()));
+                }
+            }
+        }
+        let mut slots = Vec::with_capacity(trainable.len()); // (record, param) per trainable variable
+        for (name, t) in trainable {
+            match owner.get(&(t.data_ptr() as usize)) {
+                Some(&(r, p, _)) => slots.push((r, p)),
+                None => return Err(EngineError::Uncovered(name.clone())),
+            }
+        }
+        // Records that own a trainable parameter, and which of their parameters are trainable.
+        let mut active: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (r, _) in records.iter().enumerate() {
+            let params: Vec<usize> = slots.iter().filter(|(rr, _)| *rr == r).map(|(_, p)| *p).collect();
+            if !params.is_empty() {
+                active.push((r, params));
+            }
+        }
+        let batch = records[active[0].0].output().size()[0];
+        if losses.size() != [batch] {
+            return Err(EngineError::LossShape { batch, shape: losses.size() });
+        }
+        let outputs: Vec<&Tensor> = active.iter().map(|(r, _)| records[*r].output()).collect();
+        let keep_graph = self.mode == ClipMode::Ghost;
+        let grad_outputs = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &outputs, keep_graph, false)?;
+
+        // Per-example squared norms, layer by layer.
+        let mut sq = losses.zeros_like().detach();
+        let mut per_example: HashMap<(usize, usize), Tensor> = HashMap::new();
+        for ((r, params), g) in active.iter().zip(&grad_outputs) {
+            let rec = &records[*r];
+            let layer_sq = if self.mode == ClipMode::Naive {
+                let grads = rec.per_example_grads(g);
+                let total = params
+                    .iter()
+                    .map(|&p| super::layers::per_example_sq_sum(&grads[p]))
+                    .fold(sq.zeros_like(), |a, b| a + b);
+                for &p in params {
+                    per_example.insert((*r, p), grads[p].shallow_clone());
+                }
+                total
+            } else {
+                let norms = rec.sq_norms(g, self.norm_method);
+                params.iter().map(|&p| norms[p].shallow_clone()).fold(sq.zeros_like(), |a, b| a + b)
+            };
+            if !bool::try_from(layer_sq.isfinite().all()).unwrap_or(false) {
+                return Err(EngineError::NonFiniteNorm(rec.layer().to_string()));
+            }
+            sq += layer_sq;
+        }
+        let norms = sq.clamp_min(0.0).sqrt();
+        let factors = (self.max_grad_norm / (&norms + self.stability)).clamp_max(1.0);
+
+        let grads: Vec<Tensor> = match self.mode {
+            ClipMode::Bk => {
+                let mut by_slot: HashMap<(usize, usize), Tensor> = HashMap::new();
+                for ((r, params), g) in active.iter().zip(&grad_outputs) {
+                    let weighted = records[*r].weighted_grads(g, &factors);
+                    for &p in params {
+                        by_slot.insert((*r, p), weighted[p].shallow_clone());
+                    }
+                }
+                slots.iter().map(|s| by_slot.remove(s).expect("every slot was filled")).collect()
+            }
+            ClipMode::Ghost => {
+                let weighted_loss = (losses * factors.detach()).sum(None::<Kind>);
+                let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
+                Tensor::f_run_backward(&[weighted_loss], &params, false, false)?
+            }
+            ClipMode::Naive => slots
+                .iter()
+                .map(|s| {
+                    let g = &per_example[s];
+                    let shape: Vec<i64> = g.size()[1..].to_vec();
+                    Tensor::einsum("bn,b->n", &[&g.reshape([batch, -1]), &factors], None::<i64>).reshape(shape)
+                })
+                .collect(),
+        };
+        let grads = trainable.iter().map(|(n, _)| n.clone()).zip(grads.into_iter().map(|g| g.detach())).collect();
+        Ok(ClipOutput { grads, norms, factors })
+    }
+}

@@ -1,0 +1,54 @@
+//! The DP engine: per-example clipping without per-example gradients (Li et al. 2022, Sec. 4 "ghost
+//! clipping"; Bu et al. 2023 "book-keeping").
+//!
+//! A model's trainable layers are DP-aware ([`layers`]): in a training forward pass each records on an
+//! explicit [`Tape`] its input (detached) and its output (a node of the autograd graph). The [`Clipper`]
+//! then takes the per-example losses and the tape and computes, per example i, the norm of the gradient
+//! of L_i over all trainable parameters and the clipped sum Σ_i c_i ∇L_i with
+//! c_i = min(1, C / (‖∇L_i‖ + γ)), in one of three ways ([`ClipMode`]):
+//! - `bk` (book-keeping, default): one backward pass to the recorded outputs; norms and the weighted
+//!   gradient both come from the recorded (input, output-gradient) pairs;
+//! - `ghost`: the paper's two passes: norms from the first, then a backward pass on Σ_i c_i L_i;
+//! - `naive`: per-example gradients instantiated for every parameter (the oracle and memory baseline).
+
+pub mod clip;
+pub mod layers;
+pub mod tape;
+
+pub use clip::{ClipMode, ClipOutput, Clipper};
+pub use layers::{Embedding, LayerNorm, Linear, NormMethod, WeightLayout};
+pub use tape::{DpRecord, Tape};
+
+/// Errors of the engine; each names the layer or variable at fault and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The loss handed to the clipper is not one value per example.
+    #[error("the loss must hold one value per example, shape [{batch}], but has shape {shape:?}; return per-example losses (reduction 'none', then a mean over each example's tokens)")]
+    LossShape {
+        /// Batch size seen by the recorded layers.
+        batch: i64,
+        /// Shape of the loss given.
+        shape: Vec<i64>,
+    },
+    /// A layer was recorded more than once in one forward pass (its parameters are shared).
+    #[error("layer `{0}` recorded twice: its parameters are used twice in the forward pass (shared or tied); untie them (e.g. make lm_head a copy of wte) or declare the tie")]
+    RecordedTwice(String),
+    /// A trainable variable that no recorded layer owns: its gradient would be neither clipped nor noised.
+    #[error("trainable variable `{0}` belongs to no DP-aware layer recorded in the forward pass; wrap it in a DP layer or freeze it (set_requires_grad(false))")]
+    Uncovered(String),
+    /// A parameter owned by two layers.
+    #[error("variable `{0}` is owned by two recorded layers (`{1}` and `{2}`); shared parameters must be untied or declared")]
+    SharedParameter(String, String, String),
+    /// Non-finite per-example norms.
+    #[error("per-example gradient norms of layer `{0}` are NaN or infinite: check the loss and inputs of that layer (learning rate too high, log of zero, …)")]
+    NonFiniteNorm(String),
+    /// Nothing was recorded.
+    #[error("the tape holds no records: run the forward pass with Tape::on() before clipping")]
+    EmptyTape,
+    /// Clipping settings out of range.
+    #[error("{0}")]
+    Invalid(String),
+    /// libtorch refused a backward pass (e.g. a recorded output does not reach the loss).
+    #[error("backward pass failed: {0}")]
+    Backward(#[from] tch::TchError),
+}

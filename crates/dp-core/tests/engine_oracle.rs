@@ -1,0 +1,290 @@
+//! The DP engine against an independent per-example loop in f64 (../shared/docs/oracles.md, "Clipping and
+//! the DP step"): for each example alone, backward, flatten all trainable gradients, clip to C, sum.
+//! Tolerance: 1e-9 relative (σ = 0, stability constant 0).
+
+use dp_core::engine::{ClipMode, Clipper, Embedding, EngineError, LayerNorm, Linear, NormMethod, Tape, WeightLayout};
+use tch::{Device, Kind, Tensor};
+
+const D: i64 = 8;
+const HEADS: i64 = 2;
+const V: i64 = 11;
+const T: i64 = 5;
+
+fn param(shape: &[i64], scale: f64) -> Tensor {
+    (Tensor::randn(shape, (Kind::Double, Device::Cpu)) * scale).set_requires_grad(true)
+}
+
+fn linear(name: &str, p: i64, d: i64, layout: WeightLayout) -> Linear {
+    let shape = match layout {
+        WeightLayout::OutIn => [d, p],
+        WeightLayout::InOut => [p, d],
+    };
+    Linear { name: name.into(), weight: param(&shape, 0.3), bias: Some(param(&[d], 0.1)), layout }
+}
+
+fn layer_norm(name: &str) -> LayerNorm {
+    LayerNorm {
+        name: name.into(),
+        weight: (param(&[D], 0.1) + 1.0).detach().set_requires_grad(true),
+        bias: param(&[D], 0.1),
+        eps: 1e-5,
+    }
+}
+
+/// A GPT-2-like model: token and position embeddings, one pre-LN block (causal attention with Conv1D
+/// projections, GELU MLP), final LayerNorm and an untied lm_head in torch layout.
+struct TinyGpt {
+    wte: Embedding,
+    wpe: Embedding,
+    ln_1: LayerNorm,
+    c_attn: Linear,
+    attn_proj: Linear,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    mlp_proj: Linear,
+    ln_f: LayerNorm,
+    lm_head: Linear,
+}
+
+impl TinyGpt {
+    fn new() -> Self {
+        Self {
+            wte: Embedding { name: "wte".into(), weight: param(&[V, D], 0.5), padding_idx: None },
+            wpe: Embedding { name: "wpe".into(), weight: param(&[T, D], 0.5), padding_idx: None },
+            ln_1: layer_norm("h.0.ln_1"),
+            c_attn: linear("h.0.attn.c_attn", D, 3 * D, WeightLayout::InOut),
+            attn_proj: linear("h.0.attn.c_proj", D, D, WeightLayout::InOut),
+            ln_2: layer_norm("h.0.ln_2"),
+            c_fc: linear("h.0.mlp.c_fc", D, 4 * D, WeightLayout::InOut),
+            mlp_proj: linear("h.0.mlp.c_proj", 4 * D, D, WeightLayout::InOut),
+            ln_f: layer_norm("ln_f"),
+            lm_head: Linear {
+                name: "lm_head".into(),
+                weight: param(&[V, D], 0.3),
+                bias: None,
+                layout: WeightLayout::OutIn,
+            },
+        }
+    }
+
+    fn trainable(&self) -> Vec<(String, Tensor)> {
+        let mut out = Vec::new();
+        for e in [&self.wte, &self.wpe] {
+            out.push((format!("{}.weight", e.name), e.weight.shallow_clone()));
+        }
+        for l in [&self.ln_1, &self.ln_2, &self.ln_f] {
+            out.push((format!("{}.weight", l.name), l.weight.shallow_clone()));
+            out.push((format!("{}.bias", l.name), l.bias.shallow_clone()));
+        }
+        for l in [&self.c_attn, &self.attn_proj, &self.c_fc, &self.mlp_proj, &self.lm_head] {
+            out.push((format!("{}.weight", l.name), l.weight.shallow_clone()));
+            if let Some(b) = &l.bias {
+                out.push((format!("{}.bias", l.name), b.shallow_clone()));
+            }
+        }
+        out
+    }
+
+    /// Per-example loss `[B]`: mean cross-entropy over positions whose label is not −100.
+    fn losses(&self, ids: &Tensor, labels: &Tensor, tape: &mut Tape) -> Tensor {
+        let (b, t) = (ids.size()[0], ids.size()[1]);
+        let positions = Tensor::arange(t, (Kind::Int64, Device::Cpu)).unsqueeze(0).expand([b, t], true); // [B, T]
+        let x = self.wte.forward(ids, tape) + self.wpe.forward(&positions, tape);
+        let h = self.ln_1.forward(&x, tape);
+        let qkv = self.c_attn.forward(&h, tape).split(D, -1); // 3 × [B, T, D]
+        let heads = |z: &Tensor| z.reshape([b, t, HEADS, D / HEADS]).transpose(1, 2); // [B, H, T, D/H]
+        let (q, k, v) = (heads(&qkv[0]), heads(&qkv[1]), heads(&qkv[2]));
+        let scores = q.matmul(&k.transpose(-2, -1)) / ((D / HEADS) as f64).sqrt();
+        let causal = Tensor::ones([t, t], (Kind::Bool, Device::Cpu)).triu(1);
+        let att = scores.masked_fill(&causal, f64::NEG_INFINITY).softmax(-1, Kind::Double);
+        let ctx = att.matmul(&v).transpose(1, 2).reshape([b, t, D]);
+        let x = x + self.attn_proj.forward(&ctx, tape);
+        let h = self.ln_2.forward(&x, tape);
+        let x = x + self.mlp_proj.forward(&self.c_fc.forward(&h, tape).gelu("tanh"), tape);
+        let logits = self.lm_head.forward(&self.ln_f.forward(&x, tape), tape); // [B, T, V]
+        let logp = logits.log_softmax(-1, Kind::Double);
+        let mask = labels.ne(-100);
+        let safe = labels.where_self(&mask, &labels.zeros_like());
+        let nll = -logp.gather(-1, &safe.unsqueeze(-1), false).squeeze_dim(-1) * mask.to_kind(Kind::Double);
+        nll.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>)
+            / mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+    }
+}
+
+fn batch(b: i64) -> (Tensor, Tensor) {
+    let ids = Tensor::randint(V, [b, T], (Kind::Int64, Device::Cpu));
+    // Repeat a token inside each sequence so the embedding's same-token cross terms are exercised.
+    ids.narrow(1, 3, 1).copy_(&ids.narrow(1, 0, 1));
+    let labels = ids.roll([-1i64].as_slice(), [1i64].as_slice());
+    let _ = labels.narrow(1, T - 1, 1).fill_(-100);
+    let _ = labels.narrow(1, 0, 1).fill_(-100);
+    (ids, labels)
+}
+
+/// Per-example loop oracle: norms `[B]` and Σ_i min(1, C/‖g_i‖) g_i per parameter.
+fn oracle(model: &TinyGpt, ids: &Tensor, labels: &Tensor, c: f64) -> (Vec<f64>, Vec<Tensor>) {
+    let params = model.trainable();
+    let tensors: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+    let mut sums: Vec<Tensor> = tensors.iter().map(|t| t.zeros_like()).collect();
+    let mut norms = Vec::new();
+    for i in 0..ids.size()[0] {
+        let loss = model.losses(&ids.narrow(0, i, 1), &labels.narrow(0, i, 1), &mut Tape::off()).sum(Kind::Double);
+        let grads = Tensor::run_backward(&[loss], &tensors, false, false);
+        let norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        let factor = (c / norm).min(1.0);
+        for (s, g) in sums.iter_mut().zip(&grads) {
+            *s += g * factor;
+        }
+        norms.push(norm);
+    }
+    (norms, sums)
+}
+
+fn rel_err(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).norm().double_value(&[]) / b.norm().double_value(&[]).max(1e-300)
+}
+
+fn clip(
+    model: &TinyGpt,
+    ids: &Tensor,
+    labels: &Tensor,
+    c: f64,
+    mode: ClipMode,
+    norm: NormMethod,
+) -> Result<dp_core::engine::ClipOutput, EngineError> {
+    let mut tape = Tape::on();
+    let losses = model.losses(ids, labels, &mut tape);
+    let clipper = Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: norm }.checked()?;
+    clipper.clip(&losses, &tape, &model.trainable())
+}
+
+#[test]
+fn every_mode_and_norm_method_equals_the_per_example_oracle() {
+    let model = TinyGpt::new();
+    let (ids, labels) = batch(4);
+    let (norms, sums) = oracle(&model, &ids, &labels, 0.5);
+    assert!(norms.iter().any(|&n| n > 0.5), "C must bind for some example: {norms:?}");
+    for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
+        for method in [NormMethod::Ghost, NormMethod::Instantiate, NormMethod::Auto] {
+            let out = clip(&model, &ids, &labels, 0.5, mode, method).unwrap();
+            let got: Vec<f64> = Vec::<f64>::try_from(&out.norms).unwrap();
+            for (g, w) in got.iter().zip(&norms) {
+                assert!((g - w).abs() <= 1e-9 * w, "{mode:?}/{method:?}: norm {g} vs {w}");
+            }
+            for ((name, g), w) in out.grads.iter().zip(&sums) {
+                let e = rel_err(g, w);
+                assert!(e <= 1e-9, "{mode:?}/{method:?}: {name} relative error {e:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_of_one_clips_to_min_of_norm_and_c() {
+    let model = TinyGpt::new();
+    let (ids, labels) = batch(1);
+    let (norms, _) = oracle(&model, &ids, &labels, f64::INFINITY);
+    for c in [norms[0] / 3.0, norms[0] * 3.0] {
+        let out = clip(&model, &ids, &labels, c, ClipMode::Bk, NormMethod::Auto).unwrap();
+        let total = out.grads.iter().map(|(_, g)| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        assert!((total - c.min(norms[0])).abs() <= 1e-9 * total, "{total} vs min({}, {c})", norms[0]);
+    }
+}
+
+#[test]
+fn infinite_c_gives_the_ordinary_gradient() {
+    let model = TinyGpt::new();
+    let (ids, labels) = batch(3);
+    let out = clip(&model, &ids, &labels, f64::INFINITY, ClipMode::Bk, NormMethod::Auto).unwrap();
+    let loss = model.losses(&ids, &labels, &mut Tape::off()).sum(Kind::Double);
+    let params = model.trainable();
+    let tensors: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+    let plain = Tensor::run_backward(&[loss], &tensors, false, false);
+    for ((name, g), w) in out.grads.iter().zip(&plain) {
+        assert!(rel_err(g, w) <= 1e-12, "{name}");
+    }
+}
+
+#[test]
+fn embedding_padding_rows_get_no_gradient_and_match_the_oracle() {
+    // A RoBERTa-style embedding with padding_idx 1 followed by a linear head: the padded positions
+    // must contribute nothing, in both norm methods.
+    let emb =
+        Embedding { name: "embeddings.word_embeddings".into(), weight: param(&[V, D], 0.5), padding_idx: Some(1) };
+    let head = linear("classifier", D, 3, WeightLayout::OutIn);
+    let ids = Tensor::from_slice2(&[[4i64, 7, 4, 1, 1], [2, 1, 9, 9, 3]]);
+    let losses_of = |ids: &Tensor, tape: &mut Tape| {
+        head.forward(&emb.forward(ids, tape), tape).tanh().sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>)
+    };
+    let trainable = vec![
+        ("embeddings.word_embeddings.weight".to_string(), emb.weight.shallow_clone()),
+        ("classifier.weight".to_string(), head.weight.shallow_clone()),
+        ("classifier.bias".to_string(), head.bias.as_ref().unwrap().shallow_clone()),
+    ];
+    let tensors: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
+    let mut want_norms = Vec::new();
+    for i in 0..2 {
+        let loss = losses_of(&ids.narrow(0, i, 1), &mut Tape::off()).sum(Kind::Double);
+        let g = Tensor::run_backward(&[loss], &tensors, false, false);
+        assert_eq!(g[0].get(1).abs().sum(Kind::Double).double_value(&[]), 0.0, "padding row has a gradient");
+        want_norms.push(g.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt());
+    }
+    for method in [NormMethod::Ghost, NormMethod::Instantiate] {
+        let mut tape = Tape::on();
+        let losses = losses_of(&ids, &mut tape);
+        let clipper = Clipper { max_grad_norm: f64::INFINITY, stability: 0.0, mode: ClipMode::Bk, norm_method: method };
+        let out = clipper.clip(&losses, &tape, &trainable).unwrap();
+        let got: Vec<f64> = Vec::<f64>::try_from(&out.norms).unwrap();
+        for (g, w) in got.iter().zip(&want_norms) {
+            assert!((g - w).abs() <= 1e-9 * w, "{method:?}: {g} vs {w}");
+        }
+    }
+}
+
+#[test]
+fn errors_name_the_culprit() {
+    let model = TinyGpt::new();
+    let (ids, labels) = batch(2);
+    // Loss not shaped [B].
+    let mut tape = Tape::on();
+    let losses = model.losses(&ids, &labels, &mut tape);
+    let err = Clipper::new(1.0).unwrap().clip(&losses.sum(Kind::Double), &tape, &model.trainable()).unwrap_err();
+    assert!(matches!(err, EngineError::LossShape { batch: 2, .. }), "{err}");
+    // A trainable variable no layer owns.
+    let mut trainable = model.trainable();
+    trainable.push(("stray.weight".into(), param(&[3], 1.0)));
+    let err = Clipper::new(1.0).unwrap().clip(&losses, &tape, &trainable).unwrap_err();
+    assert!(err.to_string().contains("stray.weight"), "{err}");
+    // A layer used twice (tied weights without a declaration).
+    let mut tape = Tape::on();
+    let x = model.wte.forward(&ids, &mut tape);
+    let again = model.wte.forward(&ids, &mut tape);
+    let losses = (x * again).sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
+    let err = Clipper::new(1.0)
+        .unwrap()
+        .clip(&losses, &tape, &[("wte.weight".into(), model.wte.weight.shallow_clone())])
+        .unwrap_err();
+    assert!(matches!(err, EngineError::RecordedTwice(ref l) if l == "wte"), "{err}");
+    // lm_head tied to wte (same tensor, two layers).
+    let tied = Linear {
+        name: "lm_head".into(),
+        weight: model.wte.weight.shallow_clone(),
+        bias: None,
+        layout: WeightLayout::OutIn,
+    };
+    let mut tape = Tape::on();
+    let logits = tied.forward(&model.wte.forward(&ids, &mut tape), &mut tape);
+    let losses = logits.sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
+    let err = Clipper::new(1.0)
+        .unwrap()
+        .clip(&losses, &tape, &[("wte.weight".into(), model.wte.weight.shallow_clone())])
+        .unwrap_err();
+    assert!(err.to_string().contains("owned by two recorded layers"), "{err}");
+    // NaN per-example norms name the layer.
+    let mut tape = Tape::on();
+    let losses = model.losses(&ids, &labels, &mut tape) * f64::NAN;
+    let err = Clipper::new(1.0).unwrap().clip(&losses, &tape, &model.trainable()).unwrap_err();
+    assert!(matches!(err, EngineError::NonFiniteNorm(_)), "{err}");
+    // Bad settings.
+    assert!(Clipper::new(0.0).is_err() && Clipper::new(-1.0).is_err() && Clipper::new(f64::NAN).is_err());
+}
