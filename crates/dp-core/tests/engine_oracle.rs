@@ -288,3 +288,59 @@ fn errors_name_the_culprit() {
     // Bad settings.
     assert!(Clipper::new(0.0).is_err() && Clipper::new(-1.0).is_err() && Clipper::new(f64::NAN).is_err());
 }
+
+#[test]
+fn micro_batches_accumulate_to_the_big_batch() {
+    use dp_core::engine::ClippedSum;
+    let model = TinyGpt::new();
+    let (ids, labels) = batch(4);
+    let whole = clip(&model, &ids, &labels, 0.5, ClipMode::Bk, NormMethod::Auto).unwrap();
+    let mut acc = ClippedSum::zeros(&model.trainable());
+    for (start, len) in [(0, 1), (1, 3)] {
+        let part = clip(
+            &model,
+            &ids.narrow(0, start, len),
+            &labels.narrow(0, start, len),
+            0.5,
+            ClipMode::Bk,
+            NormMethod::Auto,
+        )
+        .unwrap();
+        acc.add(&part).unwrap();
+    }
+    assert_eq!(acc.examples(), 4);
+    for ((name, a), (_, w)) in acc.sums().iter().zip(&whole.grads) {
+        assert!(rel_err(a, w) <= 1e-12, "{name}");
+    }
+    let d = acc.diagnostics(0.5, 1.0);
+    let norms: Vec<f64> = Vec::<f64>::try_from(&whole.norms).unwrap();
+    let clipped = norms.iter().filter(|&&n| n > 0.5).count() as f64 / 4.0;
+    assert_eq!(d.clipped_fraction, clipped);
+    assert!((d.norm_max - norms.iter().cloned().fold(0.0, f64::max)).abs() < 1e-12);
+}
+
+#[test]
+fn release_records_the_sampler_event_and_stops_before_the_budget() {
+    use dp_core::accounting::{AccountantKind, Accountants, History, Sampling};
+    use dp_core::engine::{release, BatchSampler, Budget, ClippedSum, GaussianNoise, NoiseSeed};
+    let model = TinyGpt::new();
+    let sampler = BatchSampler::poisson(100, 0.1, 5).unwrap();
+    let sum = ClippedSum::zeros(&model.trainable()); // an empty Poisson batch still releases noise
+    let noise = GaussianNoise::new(NoiseSeed::Fixed(1));
+    let mut history = History::new();
+    let accountants = Accountants::default();
+    let budget = Budget { epsilon: 3.0, delta: 1e-5, accountant: AccountantKind::Rdp };
+    let out = release(&sum, &noise, 1.0, 0.5, &sampler, 1, &mut history, Some((&budget, &accountants))).unwrap();
+    assert_eq!(history.steps(), 1);
+    assert_eq!(history.events()[0].sampling, Sampling::Poisson { sample_rate: 0.1 });
+    assert_eq!(history.events()[0].noise_multiplier, 1.0);
+    // Zero sum: the release is pure noise with std σC / (q·n) = 0.5 / 10.
+    let all = Tensor::cat(&out.iter().map(|(_, t)| t.reshape([-1])).collect::<Vec<_>>(), 0);
+    let std = all.std(true).double_value(&[]);
+    assert!((std - 0.05).abs() < 0.05 * 5.0 / (2.0 * all.numel() as f64).sqrt(), "{std}");
+    // A step that would exceed the budget is refused and leaves the ledger unchanged.
+    let tight = Budget { epsilon: 1e-3, ..budget };
+    let err = release(&sum, &noise, 1.0, 0.5, &sampler, 2, &mut history, Some((&tight, &accountants))).unwrap_err();
+    assert!(matches!(err, EngineError::BudgetExceeded { step: 2, .. }), "{err}");
+    assert_eq!(history.steps(), 1);
+}

@@ -13,10 +13,18 @@
 
 pub mod clip;
 pub mod layers;
+pub mod noise;
+pub mod optimizer;
+pub mod sampler;
+pub mod step;
 pub mod tape;
 
 pub use clip::{ClipMode, ClipOutput, Clipper};
 pub use layers::{Embedding, LayerNorm, Linear, NormMethod, WeightLayout};
+pub use noise::{GaussianNoise, NoiseSeed};
+pub use optimizer::{DpOptimizer, LrSchedule, OptimizerKind};
+pub use sampler::BatchSampler;
+pub use step::{release, Budget, ClippedSum, StepDiagnostics};
 pub use tape::{DpRecord, Tape};
 
 /// Errors of the engine; each names the layer or variable at fault and what to do.
@@ -45,6 +53,18 @@ pub enum EngineError {
     /// Nothing was recorded.
     #[error("the tape holds no records: run the forward pass with Tape::on() before clipping")]
     EmptyTape,
+    /// The next step would spend more than the budget.
+    #[error("step {step} would bring epsilon to {epsilon:.4} ({accountant}), above the target {target}: training stops here, before the step is released")]
+    BudgetExceeded {
+        /// The step that was refused.
+        step: u64,
+        /// ε after that step.
+        epsilon: f64,
+        /// The target.
+        target: f64,
+        /// The accountant that decided.
+        accountant: &'static str,
+    },
     /// Clipping settings out of range.
     #[error("{0}")]
     Invalid(String),

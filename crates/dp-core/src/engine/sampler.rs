@@ -1,0 +1,166 @@
+//! Batch samplers that match the accountants (so that the ε reported is the ε of the sampler used):
+//! - Poisson: each of the n examples joins each batch independently with probability q (batch sizes are
+//!   Binomial(n, q); empty batches happen and are valid steps) — accounted with add/remove-one RDP/PRV;
+//! - fixed size: each batch is a fresh uniformly random subset of exactly b examples, drawn
+//!   independently at every step (not an epoch shuffle) — accounted with replace-one RDP
+//!   (see [`crate::accounting::event`]).
+//!
+//! Randomness: ChaCha20 seeded from the run's seed, separate from the noise's.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha20Rng;
+
+use super::EngineError;
+use crate::accounting::Sampling;
+
+/// A batch sampler over example indices 0..n.
+#[derive(Clone, Debug)]
+pub struct BatchSampler {
+    sampling: Sampling,
+    dataset_size: u64,
+    rng: ChaCha20Rng,
+}
+
+impl BatchSampler {
+    /// Poisson sampling with rate q ∈ (0, 1] over n ≥ 1 examples.
+    pub fn poisson(dataset_size: u64, sample_rate: f64, seed: u64) -> Result<Self, EngineError> {
+        Self::new(Sampling::Poisson { sample_rate }, dataset_size, seed)
+    }
+
+    /// Independent uniformly random batches of exactly b of n examples.
+    pub fn fixed_size(dataset_size: u64, batch_size: u64, seed: u64) -> Result<Self, EngineError> {
+        Self::new(Sampling::FixedSize { dataset_size, batch_size }, dataset_size, seed)
+    }
+
+    fn new(sampling: Sampling, dataset_size: u64, seed: u64) -> Result<Self, EngineError> {
+        crate::accounting::Event::new(1.0, sampling, 1).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if dataset_size == 0 {
+            return Err(EngineError::Invalid("dataset_size = 0: expected ≥ 1".into()));
+        }
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        key[24..].copy_from_slice(b"dpftsamp");
+        Ok(Self { sampling, dataset_size, rng: ChaCha20Rng::from_seed(key) })
+    }
+
+    /// The sampling the accountant must be told about.
+    pub fn sampling(&self) -> Sampling {
+        self.sampling
+    }
+
+    /// The expected batch size q·n (= b for fixed-size batches): the divisor of the noisy sum.
+    pub fn expected_batch_size(&self) -> f64 {
+        self.sampling.sample_rate() * self.dataset_size as f64
+    }
+
+    /// The next batch's example indices, increasing.
+    pub fn next_batch(&mut self) -> Vec<u64> {
+        let n = self.dataset_size;
+        match self.sampling {
+            Sampling::Poisson { sample_rate: q } if q >= 1.0 => (0..n).collect(),
+            Sampling::Poisson { sample_rate: q } => {
+                // Gaps between included indices are Geometric(q): skip = ⌊log U / log(1 − q)⌋.
+                let log_1mq = (-q).ln_1p();
+                let mut out = Vec::new();
+                let mut i: u64 = 0;
+                loop {
+                    let u: f64 = 1.0 - self.rng.gen::<f64>(); // (0, 1]
+                    let skip = (u.ln() / log_1mq).floor();
+                    if !skip.is_finite() || skip >= (n - i) as f64 {
+                        break;
+                    }
+                    i += skip as u64;
+                    out.push(i);
+                    i += 1;
+                    if i >= n {
+                        break;
+                    }
+                }
+                out
+            }
+            Sampling::FixedSize { dataset_size, batch_size } => {
+                let mut idx: Vec<u64> =
+                    rand::seq::index::sample(&mut self.rng, dataset_size as usize, batch_size as usize)
+                        .into_iter()
+                        .map(|i| i as u64)
+                        .collect();
+                idx.sort_unstable();
+                idx
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// log of the Binomial(n, q) pmf at k.
+    fn log_binom_pmf(n: u64, q: f64, k: u64) -> f64 {
+        let (n, k) = (n as f64, k as f64);
+        libm::lgamma(n + 1.0) - libm::lgamma(k + 1.0) - libm::lgamma(n - k + 1.0) + k * q.ln() + (n - k) * (-q).ln_1p()
+    }
+
+    #[test]
+    fn poisson_batch_sizes_are_binomial() {
+        // Chi-square goodness of fit of 4000 batch sizes to Binomial(200, 0.05), bins 0..=3, 4, …, 16, ≥ 17;
+        // reject at significance 1e-3 (critical value by Wilson–Hilferty, z = 3.0902).
+        let (n, q, draws) = (200u64, 0.05, 4000usize);
+        let mut s = BatchSampler::poisson(n, q, 11).unwrap();
+        let mut counts = [0f64; 15];
+        for _ in 0..draws {
+            let batch = s.next_batch();
+            assert!(batch.windows(2).all(|w| w[0] < w[1]) && batch.iter().all(|&i| i < n));
+            counts[(batch.len().saturating_sub(3)).min(14)] += 1.0;
+        }
+        let pmf = |k: u64| log_binom_pmf(n, q, k).exp();
+        let mut expected = [0f64; 15];
+        expected[0] = (0..=3).map(pmf).sum();
+        for (b, e) in expected.iter_mut().enumerate().take(14).skip(1) {
+            *e = pmf(b as u64 + 3);
+        }
+        expected[14] = 1.0 - expected[..14].iter().sum::<f64>();
+        let chi2: f64 =
+            counts.iter().zip(&expected).map(|(o, p)| (o - p * draws as f64).powi(2) / (p * draws as f64)).sum();
+        let df: f64 = 14.0;
+        let critical = df * (1.0 - 2.0 / (9.0 * df) + 3.0902 * (2.0 / (9.0 * df)).sqrt()).powi(3);
+        assert!(chi2 < critical, "chi2 {chi2} ≥ {critical}");
+        assert!((s.expected_batch_size() - 10.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn fixed_size_batches_are_uniform_subsets() {
+        let mut s = BatchSampler::fixed_size(50, 5, 3).unwrap();
+        let mut hits = [0u32; 50];
+        for _ in 0..10_000 {
+            let b = s.next_batch();
+            assert_eq!(b.len(), 5);
+            assert!(b.windows(2).all(|w| w[0] < w[1]));
+            b.iter().for_each(|&i| hits[i as usize] += 1);
+        }
+        // Each index is included with probability 0.1: 1000 ± 5·30.
+        assert!(hits.iter().all(|&h| (h as f64 - 1000.0).abs() < 150.0), "{hits:?}");
+        assert_eq!(s.sampling(), Sampling::FixedSize { dataset_size: 50, batch_size: 5 });
+    }
+
+    #[test]
+    fn seeds_reproduce_and_bad_settings_fail() {
+        let a: Vec<_> = (0..5)
+            .map({
+                let mut s = BatchSampler::poisson(1000, 0.01, 9).unwrap();
+                move |_| s.next_batch()
+            })
+            .collect();
+        let b: Vec<_> = (0..5)
+            .map({
+                let mut s = BatchSampler::poisson(1000, 0.01, 9).unwrap();
+                move |_| s.next_batch()
+            })
+            .collect();
+        assert_eq!(a, b);
+        assert!(BatchSampler::poisson(10, 0.0, 0).is_err());
+        assert!(BatchSampler::poisson(0, 0.5, 0).is_err());
+        assert!(BatchSampler::fixed_size(10, 11, 0).is_err());
+        assert_eq!(BatchSampler::poisson(7, 1.0, 0).unwrap().next_batch(), vec![0, 1, 2, 3, 4, 5, 6]);
+    }
+}

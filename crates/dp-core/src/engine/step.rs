@@ -1,0 +1,132 @@
+//! One private step over a logical batch (Li et al. 2022, Alg. 1 with ghost clipping):
+//! physical micro-batches are clipped one by one and their clipped sums accumulated ([`ClippedSum`]);
+//! then, once per logical batch, Gaussian noise is added and the sum divided by the expected batch size
+//! ([`release`]), the accountant's history gets the step's event, and the optimizer may apply it.
+//! Memory is bounded by the physical batch: only the running sums outlive a micro-batch.
+
+use tch::{Kind, Tensor};
+
+use super::clip::ClipOutput;
+use super::noise::GaussianNoise;
+use super::sampler::BatchSampler;
+use super::EngineError;
+use crate::accounting::{AccountantKind, Accountants, Event, History};
+
+/// Running clipped sums of one logical batch, with the per-example norms seen so far.
+#[derive(Debug)]
+pub struct ClippedSum {
+    sums: Vec<(String, Tensor)>,
+    norms: Vec<f64>,
+}
+
+/// Per-step diagnostics of clipping and noise.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct StepDiagnostics {
+    /// Examples in the logical batch.
+    pub examples: usize,
+    /// Mean, median and max per-example gradient norm (0 for an empty batch).
+    pub norm_mean: f64,
+    /// Median per-example norm.
+    pub norm_median: f64,
+    /// Largest per-example norm.
+    pub norm_max: f64,
+    /// Fraction of examples whose gradient was scaled down (‖g_i‖ > C).
+    pub clipped_fraction: f64,
+    /// Expected noise norm σC·sqrt(P) over the norm of the clipped sum (∞ for an empty sum).
+    pub noise_to_signal: f64,
+}
+
+impl ClippedSum {
+    /// Zero sums shaped like the trainable parameters (an empty Poisson batch releases noise only).
+    pub fn zeros(trainable: &[(String, Tensor)]) -> Self {
+        Self { sums: trainable.iter().map(|(n, t)| (n.clone(), t.zeros_like().detach())).collect(), norms: Vec::new() }
+    }
+
+    /// Adds one micro-batch's clipped sums.
+    pub fn add(&mut self, part: &ClipOutput) -> Result<(), EngineError> {
+        if part.grads.len() != self.sums.len() || part.grads.iter().zip(&self.sums).any(|((a, _), (b, _))| a != b) {
+            return Err(EngineError::Invalid("micro-batch gradients do not match the parameters (names/order)".into()));
+        }
+        for ((_, acc), (_, g)) in self.sums.iter_mut().zip(&part.grads) {
+            *acc += g;
+        }
+        self.norms.extend(Vec::<f64>::try_from(&part.norms.to_kind(Kind::Double)).map_err(EngineError::Backward)?);
+        Ok(())
+    }
+
+    /// Examples accumulated.
+    pub fn examples(&self) -> usize {
+        self.norms.len()
+    }
+
+    /// The accumulated sums.
+    pub fn sums(&self) -> &[(String, Tensor)] {
+        &self.sums
+    }
+
+    /// Diagnostics for clipping norm C and noise multiplier σ.
+    pub fn diagnostics(&self, max_grad_norm: f64, noise_multiplier: f64) -> StepDiagnostics {
+        let mut sorted = self.norms.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let params: i64 = self.sums.iter().map(|(_, t)| t.numel() as i64).sum();
+        let signal: f64 =
+            self.sums.iter().map(|(_, t)| t.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        StepDiagnostics {
+            examples: n,
+            norm_mean: if n > 0 { sorted.iter().sum::<f64>() / n as f64 } else { 0.0 },
+            norm_median: if n > 0 { sorted[n / 2] } else { 0.0 },
+            norm_max: sorted.last().copied().unwrap_or(0.0),
+            clipped_fraction: if n > 0 {
+                sorted.iter().filter(|&&x| x > max_grad_norm).count() as f64 / n as f64
+            } else {
+                0.0
+            },
+            noise_to_signal: noise_multiplier * max_grad_norm * (params as f64).sqrt() / signal,
+        }
+    }
+}
+
+/// A budget the run must not exceed: checked before each step is released.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Target ε.
+    pub epsilon: f64,
+    /// δ.
+    pub delta: f64,
+    /// Which accountant decides (its sound bound: RDP ε or PRV upper).
+    pub accountant: AccountantKind,
+}
+
+/// Releases one logical batch: adds N(0, σ²C²), divides by the sampler's expected batch size, and appends
+/// the step's event (σ, the sampler's sampling) to `history`. With a `budget`, fails closed — before
+/// anything is released or recorded — when the step would take ε above it.
+#[allow(clippy::too_many_arguments)]
+pub fn release(
+    sum: &ClippedSum,
+    noise: &GaussianNoise,
+    noise_multiplier: f64,
+    max_grad_norm: f64,
+    sampler: &BatchSampler,
+    step: u64,
+    history: &mut History,
+    budget: Option<(&Budget, &Accountants)>,
+) -> Result<Vec<(String, Tensor)>, EngineError> {
+    let event = Event::new(noise_multiplier, sampler.sampling(), 1).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let mut next = history.clone();
+    next.push(event).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    if let Some((b, accountants)) = budget {
+        let eps = accountants.epsilon(b.accountant, &next, b.delta).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        if eps > b.epsilon {
+            return Err(EngineError::BudgetExceeded {
+                step,
+                epsilon: eps,
+                target: b.epsilon,
+                accountant: b.accountant.name(),
+            });
+        }
+    }
+    let released = noise.privatize(sum.sums(), noise_multiplier, max_grad_norm, sampler.expected_batch_size(), step)?;
+    *history = next;
+    Ok(released)
+}
