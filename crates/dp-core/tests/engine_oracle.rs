@@ -2,7 +2,9 @@
 //! the DP step"): for each example alone, backward, flatten all trainable gradients, clip to C, sum.
 //! Tolerance: 1e-9 relative (σ = 0, stability constant 0).
 
-use dp_core::engine::{ClipMode, Clipper, Embedding, EngineError, LayerNorm, Linear, NormMethod, Tape, WeightLayout};
+use dp_core::engine::{
+    ClipMode, ClipStyle, Clipper, Embedding, EngineError, LayerNorm, Linear, NormMethod, Tape, WeightLayout,
+};
 use tch::{Device, Kind, Tensor};
 
 const D: i64 = 8;
@@ -154,7 +156,8 @@ fn clip(
 ) -> Result<dp_core::engine::ClipOutput, EngineError> {
     let mut tape = Tape::on();
     let losses = model.losses(ids, labels, &mut tape);
-    let clipper = Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: norm }.checked()?;
+    let clipper =
+        Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: norm, style: ClipStyle::Flat }.checked()?;
     clipper.clip(&losses, &tape, &model.trainable())
 }
 
@@ -232,7 +235,13 @@ fn embedding_padding_rows_get_no_gradient_and_match_the_oracle() {
     for method in [NormMethod::Ghost, NormMethod::Instantiate] {
         let mut tape = Tape::on();
         let losses = losses_of(&ids, &mut tape);
-        let clipper = Clipper { max_grad_norm: f64::INFINITY, stability: 0.0, mode: ClipMode::Bk, norm_method: method };
+        let clipper = Clipper {
+            max_grad_norm: f64::INFINITY,
+            stability: 0.0,
+            mode: ClipMode::Bk,
+            norm_method: method,
+            style: ClipStyle::Flat,
+        };
         let out = clipper.clip(&losses, &tape, &trainable).unwrap();
         let got: Vec<f64> = Vec::<f64>::try_from(&out.norms).unwrap();
         for (g, w) in got.iter().zip(&want_norms) {
@@ -343,4 +352,74 @@ fn release_records_the_sampler_event_and_stops_before_the_budget() {
     let err = release(&sum, &noise, 1.0, 0.5, &sampler, 2, &mut history, Some((&tight, &accountants))).unwrap_err();
     assert!(matches!(err, EngineError::BudgetExceeded { step: 2, .. }), "{err}");
     assert_eq!(history.steps(), 1);
+}
+
+/// Oracle for per-layer and automatic clipping: per example, per parameter gradients, grouped by layer.
+fn oracle_style(model: &TinyGpt, ids: &Tensor, labels: &Tensor, c: f64, style: ClipStyle, gamma: f64) -> Vec<Tensor> {
+    let params = model.trainable();
+    let tensors: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+    let layer_of = |name: &str| name.rsplit_once('.').unwrap().0.to_string();
+    let mut layers: Vec<String> = params.iter().map(|(n, _)| layer_of(n)).collect();
+    layers.dedup();
+    let mut sums: Vec<Tensor> = tensors.iter().map(|t| t.zeros_like()).collect();
+    for i in 0..ids.size()[0] {
+        let loss = model.losses(&ids.narrow(0, i, 1), &labels.narrow(0, i, 1), &mut Tape::off()).sum(Kind::Double);
+        let grads = Tensor::run_backward(&[loss], &tensors, false, false);
+        let sq: Vec<f64> = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).collect();
+        let total = sq.iter().sum::<f64>().sqrt();
+        for (k, ((name, _), g)) in params.iter().zip(&grads).enumerate() {
+            let factor = match style {
+                ClipStyle::Automatic => c / (total + gamma),
+                ClipStyle::PerLayer => {
+                    let layer = layer_of(name);
+                    let layer_norm: f64 = params
+                        .iter()
+                        .zip(&sq)
+                        .filter(|((n, _), _)| layer_of(n) == layer)
+                        .map(|(_, s)| s)
+                        .sum::<f64>()
+                        .sqrt();
+                    (c / (layers.len() as f64).sqrt() / (layer_norm + gamma)).min(1.0)
+                }
+                ClipStyle::Flat => unreachable!("flat has its own oracle"),
+            };
+            sums[k] += g * factor;
+        }
+    }
+    sums
+}
+
+#[test]
+fn per_layer_and_automatic_clipping_equal_their_oracles() {
+    let model = TinyGpt::new();
+    let (ids, labels) = batch(3);
+    for (style, gamma) in [(ClipStyle::PerLayer, 0.0), (ClipStyle::Automatic, 0.01)] {
+        let want = oracle_style(&model, &ids, &labels, 0.5, style, gamma);
+        for mode in [ClipMode::Bk, ClipMode::Naive] {
+            let mut tape = Tape::on();
+            let losses = model.losses(&ids, &labels, &mut tape);
+            let clipper = Clipper { max_grad_norm: 0.5, stability: gamma, mode, norm_method: NormMethod::Auto, style };
+            let out = clipper.checked().unwrap().clip(&losses, &tape, &model.trainable()).unwrap();
+            for ((name, g), w) in out.grads.iter().zip(&want) {
+                let e = rel_err(g, w);
+                assert!(e <= 1e-9, "{style:?}/{mode:?}: {name} relative error {e:e}");
+            }
+        }
+    }
+    let ghost_per_layer = Clipper {
+        max_grad_norm: 0.5,
+        stability: 0.0,
+        mode: ClipMode::Ghost,
+        norm_method: NormMethod::Auto,
+        style: ClipStyle::PerLayer,
+    };
+    assert!(ghost_per_layer.checked().is_err());
+    let automatic_without_gamma = Clipper {
+        max_grad_norm: 0.5,
+        stability: 0.0,
+        mode: ClipMode::Bk,
+        norm_method: NormMethod::Auto,
+        style: ClipStyle::Automatic,
+    };
+    assert!(automatic_without_gamma.checked().is_err());
 }

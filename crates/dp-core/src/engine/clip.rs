@@ -24,7 +24,23 @@ pub enum ClipMode {
     Naive,
 }
 
-/// Flat per-example clipping.
+/// How the threshold applies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClipStyle {
+    /// One threshold C over all trainable parameters: c_i = min(1, C/(‖g_i‖ + γ)).
+    #[default]
+    Flat,
+    /// Each recorded layer is a group with threshold C/sqrt(L) (L = layers with trainable parameters), so
+    /// that Σ_g C_g² = C²: the clipped sum still has sensitivity C and takes the same noise N(0, σ²C²).
+    /// Not available with the two-pass `ghost` mode (its second pass has one factor per example).
+    PerLayer,
+    /// Automatic clipping (Bu et al. 2023, "AUTO-S"): c_i = C/(‖g_i‖ + γ), i.e. their normalisation
+    /// g_i/(‖g_i‖ + γ) scaled by C (they fold C into the learning rate), so ‖c_i g_i‖ < C and the noise is
+    /// the same N(0, σ²C²). Needs γ > 0.
+    Automatic,
+}
+
+/// Per-example clipping.
 #[derive(Clone, Copy, Debug)]
 pub struct Clipper {
     /// C, the clipping norm (> 0; `f64::INFINITY` disables clipping but keeps the machinery).
@@ -35,6 +51,8 @@ pub struct Clipper {
     pub mode: ClipMode,
     /// How per-example norms are computed.
     pub norm_method: NormMethod,
+    /// Flat, per-layer or automatic.
+    pub style: ClipStyle,
 }
 
 /// The result of clipping one batch.
@@ -44,14 +62,22 @@ pub struct ClipOutput {
     pub grads: Vec<(String, Tensor)>,
     /// ‖∇L_i‖ over all trainable parameters, `[B]`.
     pub norms: Tensor,
-    /// c_i, `[B]`.
+    /// c_i, `[B]` (flat, automatic), or one row per recorded layer with trainable parameters, in tape
+    /// order, `[L, B]` (per-layer).
     pub factors: Tensor,
 }
 
 impl Clipper {
     /// A clipper with C and the default stability constant 1e-6, book-keeping and automatic norms.
     pub fn new(max_grad_norm: f64) -> Result<Self, EngineError> {
-        Self { max_grad_norm, stability: 1e-6, mode: ClipMode::Bk, norm_method: NormMethod::Auto }.checked()
+        Self {
+            max_grad_norm,
+            stability: 1e-6,
+            mode: ClipMode::Bk,
+            norm_method: NormMethod::Auto,
+            style: ClipStyle::Flat,
+        }
+        .checked()
     }
 
     /// Checks C > 0 (or +∞) and γ ≥ 0, finite.
@@ -67,6 +93,17 @@ impl Clipper {
                 "clipping stability constant = {} is out of range: expected a finite value ≥ 0",
                 self.stability
             )));
+        }
+        if self.style == ClipStyle::PerLayer && self.mode == ClipMode::Ghost {
+            return Err(EngineError::Invalid(
+                "per-layer clipping needs a factor per layer, which the two-pass ghost mode cannot apply; use bk or naive"
+                    .into(),
+            ));
+        }
+        if self.style == ClipStyle::Automatic && !(self.stability > 0.0 && self.max_grad_norm.is_finite()) {
+            return Err(EngineError::Invalid(
+                "automatic clipping needs a stability constant > 0 and a finite max_grad_norm".into(),
+            ));
         }
         Ok(self)
     }
@@ -121,6 +158,7 @@ impl Clipper {
 
         // Per-example squared norms, layer by layer.
         let mut sq = losses.zeros_like().detach();
+        let mut layer_sqs = Vec::with_capacity(active.len());
         let mut per_example: HashMap<(usize, usize), Tensor> = HashMap::new();
         for ((r, params), g) in active.iter().zip(&grad_outputs) {
             let rec = &records[*r];
@@ -141,16 +179,39 @@ impl Clipper {
             if !bool::try_from(layer_sq.isfinite().all()).unwrap_or(false) {
                 return Err(EngineError::NonFiniteNorm(rec.layer().to_string()));
             }
-            sq += layer_sq;
+            sq += &layer_sq;
+            layer_sqs.push(layer_sq);
         }
         let norms = sq.clamp_min(0.0).sqrt();
-        let factors = (self.max_grad_norm / (&norms + self.stability)).clamp_max(1.0);
+        let c = self.max_grad_norm;
+        // One factor vector [B] per active record.
+        let per_record: Vec<Tensor> = match self.style {
+            ClipStyle::Flat => {
+                let f = (c / (&norms + self.stability)).clamp_max(1.0);
+                active.iter().map(|_| f.shallow_clone()).collect()
+            }
+            ClipStyle::Automatic => {
+                let f = c / (&norms + self.stability);
+                active.iter().map(|_| f.shallow_clone()).collect()
+            }
+            ClipStyle::PerLayer => {
+                let c_layer = c / (active.len() as f64).sqrt();
+                layer_sqs
+                    .iter()
+                    .map(|s| (c_layer / (s.clamp_min(0.0).sqrt() + self.stability)).clamp_max(1.0))
+                    .collect()
+            }
+        };
+        let factors = match self.style {
+            ClipStyle::PerLayer => Tensor::stack(&per_record, 0),
+            _ => per_record[0].shallow_clone(),
+        };
 
         let grads: Vec<Tensor> = match self.mode {
             ClipMode::Bk => {
                 let mut by_slot: HashMap<(usize, usize), Tensor> = HashMap::new();
-                for ((r, params), g) in active.iter().zip(&grad_outputs) {
-                    let weighted = records[*r].weighted_grads(g, &factors);
+                for (((r, params), g), f) in active.iter().zip(&grad_outputs).zip(&per_record) {
+                    let weighted = records[*r].weighted_grads(g, f);
                     for &p in params {
                         by_slot.insert((*r, p), weighted[p].shallow_clone());
                     }
@@ -166,8 +227,9 @@ impl Clipper {
                 .iter()
                 .map(|s| {
                     let g = &per_example[s];
+                    let f = &per_record[active.iter().position(|(r, _)| *r == s.0).expect("slot of an active record")];
                     let shape: Vec<i64> = g.size()[1..].to_vec();
-                    Tensor::einsum("bn,b->n", &[&g.reshape([batch, -1]), &factors], None::<i64>).reshape(shape)
+                    Tensor::einsum("bn,b->n", &[&g.reshape([batch, -1]), f], None::<i64>).reshape(shape)
                 })
                 .collect(),
         };

@@ -19,7 +19,7 @@ pub mod sampler;
 pub mod step;
 pub mod tape;
 
-pub use clip::{ClipMode, ClipOutput, Clipper};
+pub use clip::{ClipMode, ClipOutput, ClipStyle, Clipper};
 pub use layers::{Embedding, LayerNorm, Linear, NormMethod, WeightLayout};
 pub use noise::{GaussianNoise, NoiseSeed};
 pub use optimizer::{DpOptimizer, LrSchedule, OptimizerKind};
