@@ -423,3 +423,33 @@ fn per_layer_and_automatic_clipping_equal_their_oracles() {
     };
     assert!(automatic_without_gamma.checked().is_err());
 }
+
+#[test]
+fn ownership_is_checked_when_the_model_is_built() {
+    use dp_core::engine::{check_ownership, DpLayer};
+    let model = TinyGpt::new();
+    let layers: Vec<&dyn DpLayer> = vec![
+        &model.wte,
+        &model.wpe,
+        &model.ln_1,
+        &model.c_attn,
+        &model.attn_proj,
+        &model.ln_2,
+        &model.c_fc,
+        &model.mlp_proj,
+        &model.ln_f,
+        &model.lm_head,
+    ];
+    check_ownership(&layers, &model.trainable()).unwrap();
+    let mut stray = model.trainable();
+    stray.push(("transformer.extra".into(), param(&[2], 1.0)));
+    assert!(matches!(check_ownership(&layers, &stray), Err(EngineError::Uncovered(ref n)) if n == "transformer.extra"));
+    let tied = Linear {
+        name: "lm_head".into(),
+        weight: model.wte.weight.shallow_clone(),
+        bias: None,
+        layout: WeightLayout::OutIn,
+    };
+    let err = check_ownership(&[&model.wte, &tied], &[]).unwrap_err();
+    assert!(err.to_string().contains("untie"), "{err}");
+}

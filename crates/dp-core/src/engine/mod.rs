@@ -20,7 +20,7 @@ pub mod step;
 pub mod tape;
 
 pub use clip::{ClipMode, ClipOutput, ClipStyle, Clipper};
-pub use layers::{Embedding, LayerNorm, Linear, NormMethod, WeightLayout};
+pub use layers::{check_ownership, DpLayer, Embedding, LayerNorm, Linear, NormMethod, WeightLayout};
 pub use noise::{GaussianNoise, NoiseSeed};
 pub use optimizer::{DpOptimizer, LrSchedule, OptimizerKind};
 pub use sampler::BatchSampler;

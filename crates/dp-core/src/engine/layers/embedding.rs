@@ -6,7 +6,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{per_example_sq_sum, NormMethod};
+use super::{per_example_sq_sum, DpLayer, NormMethod};
 use crate::engine::tape::{DpRecord, Tape};
 
 /// An embedding table `[V, d]` whose rows the engine can clip per example.
@@ -18,6 +18,16 @@ pub struct Embedding {
     pub weight: Tensor,
     /// Id whose row receives no gradient (Hugging Face `padding_idx`).
     pub padding_idx: Option<i64>,
+}
+
+impl DpLayer for Embedding {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![(format!("{}.weight", self.name), self.weight.shallow_clone())]
+    }
 }
 
 impl Embedding {

@@ -5,7 +5,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{as_btn, per_example_sq_sum, NormMethod};
+use super::{as_btn, per_example_sq_sum, DpLayer, NormMethod};
 use crate::engine::tape::{DpRecord, Tape};
 
 /// A LayerNorm whose γ and β the engine can clip per example.
@@ -19,6 +19,19 @@ pub struct LayerNorm {
     pub bias: Tensor,
     /// ε inside the square root (Hugging Face `layer_norm_epsilon`).
     pub eps: f64,
+}
+
+impl DpLayer for LayerNorm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            (format!("{}.weight", self.name), self.weight.shallow_clone()),
+            (format!("{}.bias", self.name), self.bias.shallow_clone()),
+        ]
+    }
 }
 
 impl LayerNorm {

@@ -8,7 +8,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{as_btn, ghost_sq_norm, per_example_sq_sum, NormMethod};
+use super::{as_btn, ghost_sq_norm, per_example_sq_sum, DpLayer, NormMethod};
 use crate::engine::tape::{DpRecord, Tape};
 
 /// How the weight is stored.
@@ -31,6 +31,25 @@ pub struct Linear {
     pub bias: Option<Tensor>,
     /// Storage layout of the weight.
     pub layout: WeightLayout,
+}
+
+/// (name, tensor) of a linear layer's weight and optional bias.
+fn named(name: &str, weight: &Tensor, bias: Option<&Tensor>) -> Vec<(String, Tensor)> {
+    let mut p = vec![(format!("{name}.weight"), weight.shallow_clone())];
+    if let Some(b) = bias {
+        p.push((format!("{name}.bias"), b.shallow_clone()));
+    }
+    p
+}
+
+impl DpLayer for Linear {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        named(&self.name, &self.weight, self.bias.as_ref())
+    }
 }
 
 impl Linear {
@@ -85,11 +104,7 @@ impl DpRecord for LinearRecord {
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = vec![(format!("{}.weight", self.name), self.weight.shallow_clone())];
-        if let Some(b) = &self.bias {
-            p.push((format!("{}.bias", self.name), b.shallow_clone()));
-        }
-        p
+        named(&self.name, &self.weight, self.bias.as_ref())
     }
 
     fn output(&self) -> &Tensor {

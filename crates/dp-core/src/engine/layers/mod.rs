@@ -9,7 +9,37 @@ pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, WeightLayout};
 
+use std::collections::HashMap;
+
 use tch::{Kind, Tensor};
+
+use super::EngineError;
+
+/// A DP-aware layer, as seen by the construction-time ownership check.
+pub trait DpLayer {
+    /// The layer's module path.
+    fn name(&self) -> &str;
+    /// Its parameters as (full name, tensor).
+    fn parameters(&self) -> Vec<(String, Tensor)>;
+}
+
+/// Checks, when a model is built, that every trainable variable is owned by exactly one DP-aware layer:
+/// a variable outside every layer would be updated without clipping or noise, and one inside two layers
+/// (tied weights) would have its per-example norm under-counted (the cross term is missing).
+pub fn check_ownership(layers: &[&dyn DpLayer], trainable: &[(String, Tensor)]) -> Result<(), EngineError> {
+    let mut owner: HashMap<usize, &str> = HashMap::new();
+    for layer in layers {
+        for (name, t) in layer.parameters() {
+            if let Some(other) = owner.insert(t.data_ptr() as usize, layer.name()) {
+                return Err(EngineError::SharedParameter(name, other.to_string(), layer.name().to_string()));
+            }
+        }
+    }
+    match trainable.iter().find(|(_, t)| !owner.contains_key(&(t.data_ptr() as usize))) {
+        Some((name, _)) => Err(EngineError::Uncovered(name.clone())),
+        None => Ok(()),
+    }
+}
 
 /// How a layer computes per-example gradient norms.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
