@@ -453,3 +453,122 @@ fn ownership_is_checked_when_the_model_is_built() {
     let err = check_ownership(&[&model.wte, &tied], &[]).unwrap_err();
     assert!(err.to_string().contains("untie"), "{err}");
 }
+
+/// A RoBERTa-like encoder: word and position embeddings with padding index 1 (positions offset past the
+/// padding index, as RoBERTa does), LayerNorm, bidirectional attention that masks padded keys, output
+/// projection, LayerNorm, and a classifier on the first token. All linear layers in torch layout.
+struct TinyRoberta {
+    word: Embedding,
+    position: Embedding,
+    ln_emb: LayerNorm,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    output: Linear,
+    ln_out: LayerNorm,
+    classifier: Linear,
+}
+
+impl TinyRoberta {
+    fn new() -> Self {
+        Self {
+            word: Embedding {
+                name: "embeddings.word_embeddings".into(),
+                weight: param(&[V, D], 0.5),
+                padding_idx: Some(1),
+            },
+            position: Embedding {
+                name: "embeddings.position_embeddings".into(),
+                weight: param(&[T + 2, D], 0.5),
+                padding_idx: Some(1),
+            },
+            ln_emb: layer_norm("embeddings.LayerNorm"),
+            query: linear("encoder.layer.0.attention.self.query", D, D, WeightLayout::OutIn),
+            key: linear("encoder.layer.0.attention.self.key", D, D, WeightLayout::OutIn),
+            value: linear("encoder.layer.0.attention.self.value", D, D, WeightLayout::OutIn),
+            output: linear("encoder.layer.0.attention.output.dense", D, D, WeightLayout::OutIn),
+            ln_out: layer_norm("encoder.layer.0.attention.output.LayerNorm"),
+            classifier: linear("classifier", D, 3, WeightLayout::OutIn),
+        }
+    }
+
+    fn layers(&self) -> Vec<&dyn dp_core::engine::DpLayer> {
+        vec![
+            &self.word,
+            &self.position,
+            &self.ln_emb,
+            &self.query,
+            &self.key,
+            &self.value,
+            &self.output,
+            &self.ln_out,
+            &self.classifier,
+        ]
+    }
+
+    fn trainable(&self) -> Vec<(String, Tensor)> {
+        self.layers().iter().flat_map(|l| l.parameters()).collect()
+    }
+
+    fn losses(&self, ids: &Tensor, labels: &Tensor, tape: &mut Tape) -> Tensor {
+        let (b, t) = (ids.size()[0], ids.size()[1]);
+        let keep = ids.ne(1); // [B, T]
+        let positions = keep.to_kind(Kind::Int64).cumsum(1, Kind::Int64) * keep.to_kind(Kind::Int64) + 1; // pads → 1
+        let x = self.ln_emb.forward(&(self.word.forward(ids, tape) + self.position.forward(&positions, tape)), tape);
+        let heads = |z: &Tensor| z.reshape([b, t, HEADS, D / HEADS]).transpose(1, 2);
+        let (q, k, v) = (
+            heads(&self.query.forward(&x, tape)),
+            heads(&self.key.forward(&x, tape)),
+            heads(&self.value.forward(&x, tape)),
+        );
+        let scores = q.matmul(&k.transpose(-2, -1)) / ((D / HEADS) as f64).sqrt();
+        let masked = keep.logical_not().reshape([b, 1, 1, t]);
+        let att = scores.masked_fill(&masked, f64::NEG_INFINITY).softmax(-1, Kind::Double);
+        let ctx = att.matmul(&v).transpose(1, 2).reshape([b, t, D]);
+        let h = self.ln_out.forward(&(self.output.forward(&ctx, tape) + &x), tape);
+        let logits = self.classifier.forward(&h.select(1, 0), tape); // [B, 3]
+        -logits.log_softmax(-1, Kind::Double).gather(1, &labels.unsqueeze(1), false).squeeze_dim(1)
+    }
+}
+
+#[test]
+fn roberta_like_block_with_padding_equals_the_oracle_in_every_mode() {
+    let model = TinyRoberta::new();
+    dp_core::engine::check_ownership(&model.layers(), &model.trainable()).unwrap();
+    let ids = Tensor::from_slice2(&[[0i64, 5, 7, 5, 2], [0, 9, 2, 1, 1], [0, 4, 4, 8, 2]]);
+    let labels = Tensor::from_slice(&[0i64, 2, 1]);
+    let params = model.trainable();
+    let tensors: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+    let c = 0.3;
+    let mut want: Vec<Tensor> = tensors.iter().map(|t| t.zeros_like()).collect();
+    let mut want_norms = Vec::new();
+    for i in 0..3 {
+        let loss = model.losses(&ids.narrow(0, i, 1), &labels.narrow(0, i, 1), &mut Tape::off()).sum(Kind::Double);
+        let grads = Tensor::run_backward(&[loss], &tensors, false, false);
+        let norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        for (w, g) in want.iter_mut().zip(&grads) {
+            *w += g * (c / norm).min(1.0);
+        }
+        want_norms.push(norm);
+    }
+    for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
+        for method in [NormMethod::Ghost, NormMethod::Instantiate] {
+            let mut tape = Tape::on();
+            let losses = model.losses(&ids, &labels, &mut tape);
+            let clipper =
+                Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: method, style: ClipStyle::Flat };
+            let out = clipper.clip(&losses, &tape, &params).unwrap();
+            let norms: Vec<f64> = Vec::<f64>::try_from(&out.norms).unwrap();
+            for (g, w) in norms.iter().zip(&want_norms) {
+                assert!((g - w).abs() <= 1e-9 * w, "{mode:?}/{method:?}: {g} vs {w}");
+            }
+            // Relative to the whole gradient's scale: the key bias's gradient is exactly zero (softmax is
+            // invariant to a shift of all keys), so per tensor it is round-off against round-off.
+            let scale = want.iter().map(|w| w.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+            for ((name, g), w) in out.grads.iter().zip(&want) {
+                let e = (g - w).norm().double_value(&[]) / scale;
+                assert!(e <= 1e-9, "{mode:?}/{method:?}: {name} error {e:e} of the gradient's scale");
+            }
+        }
+    }
+}

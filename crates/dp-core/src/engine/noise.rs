@@ -6,7 +6,7 @@
 //! (`rayon`), keyed by (seed, step, parameter index) with one stream per chunk. This is reproducible from
 //! the seed regardless of thread count, independent of libtorch's global generator (which other code and
 //! parallel tests also use), and parallel where libtorch's CPU `normal_` is serial. The tensor is then
-//! moved to the parameter's device. `Secure` draws a fresh 256-bit key from the OS for every call: no
+//! moved to the parameter's device (on CUDA, see [`GaussianNoise::sample`]). `Secure` draws a fresh 256-bit key from the OS for every call: no
 //! seed can reproduce the noise (the cost is one `getrandom` call per parameter tensor per step).
 
 use rand::{Rng, RngCore, SeedableRng};
@@ -55,8 +55,20 @@ impl GaussianNoise {
     }
 
     /// N(0, std²) shaped like `like` (f32 or f64, on its device), for parameter `index` at `step`.
+    ///
+    /// On CUDA the draw is made on the device by libtorch's generator, seeded for this (step, index)
+    /// from the key (reproducible for a fixed seed; with `Secure`, the 64 bits libtorch's generator takes
+    /// come from the OS). Copying CPU draws to the GPU would cost more than the step's clipping.
     pub fn sample(&self, like: &Tensor, std: f64, step: u64, index: u64) -> Tensor {
         let key = self.key(step, index);
+        if like.device().is_cuda() {
+            let mut seed = [0u8; 8];
+            for (i, b) in key.iter().enumerate() {
+                seed[i % 8] ^= b.rotate_left((i / 8) as u32);
+            }
+            tch::Cuda::manual_seed_all(u64::from_le_bytes(seed));
+            return Tensor::randn(like.size(), (like.kind(), like.device())) * std;
+        }
         let n = like.numel();
         let fill = |chunk: usize, out: &mut dyn FnMut(&mut ChaCha20Rng)| {
             let mut rng = ChaCha20Rng::from_seed(key);
