@@ -259,6 +259,8 @@ fn errors_name_the_culprit() {
     let losses = model.losses(&ids, &labels, &mut tape);
     let err = Clipper::new(1.0).unwrap().clip(&losses.sum(Kind::Double), &tape, &model.trainable()).unwrap_err();
     assert!(matches!(err, EngineError::LossShape { batch: 2, .. }), "{err}");
+    // Nothing to clip.
+    assert!(matches!(Clipper::new(1.0).unwrap().clip(&losses, &tape, &[]), Err(EngineError::Invalid(_))));
     // A trainable variable no layer owns.
     let mut trainable = model.trainable();
     trainable.push(("stray.weight".into(), param(&[3], 1.0)));

@@ -120,6 +120,9 @@ impl Clipper {
         if records.is_empty() {
             return Err(EngineError::EmptyTape);
         }
+        if trainable.is_empty() {
+            return Err(EngineError::Invalid("no trainable variables were given to clip".into()));
+        }
         // Each layer once; each parameter in one layer; each trainable variable in some layer.
         let mut seen_layers = HashMap::new();
         let mut owner: HashMap<usize, (usize, usize, String)> = HashMap::new(); // data_ptr → (record, param, layer)
