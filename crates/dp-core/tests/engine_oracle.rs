@@ -276,21 +276,23 @@ fn errors_name_the_culprit() {
         .clip(&losses, &tape, &[("wte.weight".into(), model.wte.weight.shallow_clone())])
         .unwrap_err();
     assert!(matches!(err, EngineError::RecordedTwice(ref l) if l == "wte"), "{err}");
-    // lm_head tied to wte (same tensor, two layers).
-    let tied = Linear {
-        name: "lm_head".into(),
-        weight: model.wte.weight.shallow_clone(),
-        bias: None,
-        layout: WeightLayout::OutIn,
+    // A LayerNorm sharing its γ and β with another LayerNorm: no exact cross term, so refused.
+    let twin = LayerNorm {
+        name: "h.0.ln_2".into(),
+        weight: model.ln_1.weight.shallow_clone(),
+        bias: model.ln_1.bias.shallow_clone(),
+        eps: 1e-5,
     };
     let mut tape = Tape::on();
-    let logits = tied.forward(&model.wte.forward(&ids, &mut tape), &mut tape);
-    let losses = logits.sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
-    let err = Clipper::new(1.0)
-        .unwrap()
-        .clip(&losses, &tape, &[("wte.weight".into(), model.wte.weight.shallow_clone())])
-        .unwrap_err();
-    assert!(err.to_string().contains("owned by two recorded layers"), "{err}");
+    let h = twin.forward(&model.ln_1.forward(&model.wte.forward(&ids, &mut tape), &mut tape), &mut tape);
+    let losses = h.sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
+    let shared = vec![
+        ("wte.weight".to_string(), model.wte.weight.shallow_clone()),
+        ("h.0.ln_1.weight".to_string(), model.ln_1.weight.shallow_clone()),
+        ("h.0.ln_1.bias".to_string(), model.ln_1.bias.shallow_clone()),
+    ];
+    let err = Clipper::new(1.0).unwrap().clip(&losses, &tape, &shared).unwrap_err();
+    assert!(matches!(err, EngineError::SharedParameter(..)) && err.to_string().contains("untie"), "{err}");
     // NaN per-example norms name the layer.
     let mut tape = Tape::on();
     let losses = model.losses(&ids, &labels, &mut tape) * f64::NAN;
@@ -446,13 +448,17 @@ fn ownership_is_checked_when_the_model_is_built() {
     let mut stray = model.trainable();
     stray.push(("transformer.extra".into(), param(&[2], 1.0)));
     assert!(matches!(check_ownership(&layers, &stray), Err(EngineError::Uncovered(ref n)) if n == "transformer.extra"));
+    // wte tied to lm_head is exact (see `tied_embedding_and_lm_head_are_exact`); two LayerNorms are not.
     let tied = Linear {
         name: "lm_head".into(),
         weight: model.wte.weight.shallow_clone(),
         bias: None,
         layout: WeightLayout::OutIn,
     };
-    let err = check_ownership(&[&model.wte, &tied], &[]).unwrap_err();
+    check_ownership(&[&model.wte, &tied], &[]).unwrap();
+    let twin =
+        LayerNorm { name: "twin".into(), weight: model.ln_1.weight.shallow_clone(), bias: param(&[D], 0.1), eps: 1e-5 };
+    let err = check_ownership(&[&model.ln_1, &twin], &[]).unwrap_err();
     assert!(err.to_string().contains("untie"), "{err}");
 }
 
@@ -573,4 +579,54 @@ fn roberta_like_block_with_padding_equals_the_oracle_in_every_mode() {
             }
         }
     }
+}
+
+#[test]
+fn tied_embedding_and_lm_head_are_exact() {
+    // GPT-2's default: lm_head.weight is wte.weight. The per-example norm needs the cross term
+    // 2⟨∇E_i^emb, ∇E_i^head⟩; every mode and norm method must match the per-example loop.
+    let mut model = TinyGpt::new();
+    model.lm_head.weight = model.wte.weight.shallow_clone();
+    let (ids, labels) = batch(3);
+    let params: Vec<(String, Tensor)> = model.trainable().into_iter().filter(|(n, _)| n != "lm_head.weight").collect();
+    let tensors: Vec<&Tensor> = params.iter().map(|(_, t)| t).collect();
+    let c = 0.5;
+    let mut want: Vec<Tensor> = tensors.iter().map(|t| t.zeros_like()).collect();
+    let mut want_norms = Vec::new();
+    for i in 0..3 {
+        let loss = model.losses(&ids.narrow(0, i, 1), &labels.narrow(0, i, 1), &mut Tape::off()).sum(Kind::Double);
+        let grads = Tensor::run_backward(&[loss], &tensors, false, false);
+        let norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+        for (w, g) in want.iter_mut().zip(&grads) {
+            *w += g * (c / norm).min(1.0);
+        }
+        want_norms.push(norm);
+    }
+    for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
+        for method in [NormMethod::Ghost, NormMethod::Instantiate] {
+            let mut tape = Tape::on();
+            let losses = model.losses(&ids, &labels, &mut tape);
+            let clipper =
+                Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: method, style: ClipStyle::Flat };
+            let out = clipper.clip(&losses, &tape, &params).unwrap();
+            let norms: Vec<f64> = Vec::<f64>::try_from(&out.norms).unwrap();
+            for (g, w) in norms.iter().zip(&want_norms) {
+                assert!((g - w).abs() <= 1e-9 * w, "{mode:?}/{method:?}: {g} vs {w}");
+            }
+            for ((name, g), w) in out.grads.iter().zip(&want) {
+                assert!(rel_err(g, w) <= 1e-9, "{mode:?}/{method:?}: {name}");
+            }
+        }
+    }
+    // Per-layer clipping cannot place the tied variable in one layer: refused.
+    let mut tape = Tape::on();
+    let losses = model.losses(&ids, &labels, &mut tape);
+    let per_layer = Clipper {
+        max_grad_norm: c,
+        stability: 0.0,
+        mode: ClipMode::Bk,
+        norm_method: NormMethod::Auto,
+        style: ClipStyle::PerLayer,
+    };
+    assert!(matches!(per_layer.clip(&losses, &tape, &params), Err(EngineError::Invalid(_))));
 }

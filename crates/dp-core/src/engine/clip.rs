@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use tch::{Kind, Tensor};
 
-use super::layers::NormMethod;
+use super::layers::{gram, NormMethod};
 use super::tape::Tape;
 use super::EngineError;
 
@@ -123,30 +123,46 @@ impl Clipper {
         if trainable.is_empty() {
             return Err(EngineError::Invalid("no trainable variables were given to clip".into()));
         }
-        // Each layer once; each parameter in one layer; each trainable variable in some layer.
+        // Each layer once; each trainable variable owned by at least one recorded layer. A variable owned
+        // by several layers (tied weights) is handled exactly when every owner can write its per-example
+        // gradient as Σ_t u_t v_tᵀ (the cross terms then have a Gram form); otherwise it is refused.
         let mut seen_layers = HashMap::new();
-        let mut owner: HashMap<usize, (usize, usize, String)> = HashMap::new(); // data_ptr → (record, param, layer)
+        let mut owners_of: HashMap<usize, Vec<(usize, usize)>> = HashMap::new(); // data_ptr → (record, param)
         for (r, rec) in records.iter().enumerate() {
             if seen_layers.insert(rec.layer().to_string(), r).is_some() {
                 return Err(EngineError::RecordedTwice(rec.layer().to_string()));
             }
-            for (p, (name, t)) in rec.parameters().iter().enumerate() {
-                if let Some((_, _, other)) = owner.insert(t.data_ptr() as usize, (r, p, rec.layer().to_string())) {
-                    return Err(EngineError::SharedParameter(name.clone(), other, rec.layer().to_string()));
-                }
+            for (p, (_, t)) in rec.parameters().iter().enumerate() {
+                owners_of.entry(t.data_ptr() as usize).or_default().push((r, p));
             }
         }
-        let mut slots = Vec::with_capacity(trainable.len()); // (record, param) per trainable variable
+        let mut slots: Vec<Vec<(usize, usize)>> = Vec::with_capacity(trainable.len());
         for (name, t) in trainable {
-            match owner.get(&(t.data_ptr() as usize)) {
-                Some(&(r, p, _)) => slots.push((r, p)),
-                None => return Err(EngineError::Uncovered(name.clone())),
+            let owners = owners_of.get(&(t.data_ptr() as usize)).cloned().unwrap_or_default();
+            match owners.as_slice() {
+                [] => return Err(EngineError::Uncovered(name.clone())),
+                [_] => {}
+                [(r1, p1), (r2, p2), ..] => {
+                    if owners.len() > 2 || !records[*r1].factorable(*p1) || !records[*r2].factorable(*p2) {
+                        return Err(EngineError::SharedParameter(
+                            name.clone(),
+                            records[*r1].layer().to_string(),
+                            records[*r2].layer().to_string(),
+                        ));
+                    }
+                    if self.style == ClipStyle::PerLayer {
+                        return Err(EngineError::Invalid(format!(
+                            "per-layer clipping cannot assign the tied variable `{name}` to one layer; use flat or automatic clipping"
+                        )));
+                    }
+                }
             }
+            slots.push(owners);
         }
         // Records that own a trainable parameter, and which of their parameters are trainable.
         let mut active: Vec<(usize, Vec<usize>)> = Vec::new();
         for (r, _) in records.iter().enumerate() {
-            let params: Vec<usize> = slots.iter().filter(|(rr, _)| *rr == r).map(|(_, p)| *p).collect();
+            let params: Vec<usize> = slots.iter().flatten().filter(|(rr, _)| *rr == r).map(|(_, p)| *p).collect();
             if !params.is_empty() {
                 active.push((r, params));
             }
@@ -158,32 +174,49 @@ impl Clipper {
         let outputs: Vec<&Tensor> = active.iter().map(|(r, _)| records[*r].output()).collect();
         let keep_graph = self.mode == ClipMode::Ghost;
         let grad_outputs = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &outputs, keep_graph, false)?;
+        let g_of = |r: usize| &grad_outputs[active.iter().position(|(a, _)| *a == r).expect("active record")];
 
-        // Per-example squared norms, layer by layer.
+        // Per-example squared norms: each record's own terms, then the cross terms of tied variables.
         let mut sq = losses.zeros_like().detach();
         let mut layer_sqs = Vec::with_capacity(active.len());
-        let mut per_example: HashMap<(usize, usize), Tensor> = HashMap::new();
-        for ((r, params), g) in active.iter().zip(&grad_outputs) {
-            let rec = &records[*r];
-            let layer_sq = if self.mode == ClipMode::Naive {
-                let grads = rec.per_example_grads(g);
-                let total = params
-                    .iter()
-                    .map(|&p| super::layers::per_example_sq_sum(&grads[p]))
-                    .fold(sq.zeros_like(), |a, b| a + b);
-                for &p in params {
-                    per_example.insert((*r, p), grads[p].shallow_clone());
-                }
-                total
-            } else {
-                let norms = rec.sq_norms(g, self.norm_method);
-                params.iter().map(|&p| norms[p].shallow_clone()).fold(sq.zeros_like(), |a, b| a + b)
-            };
-            if !bool::try_from(layer_sq.isfinite().all()).unwrap_or(false) {
-                return Err(EngineError::NonFiniteNorm(rec.layer().to_string()));
+        let mut per_example: Vec<Option<Tensor>> = slots.iter().map(|_| None).collect();
+        if self.mode == ClipMode::Naive {
+            let mut by_record: HashMap<usize, Vec<Tensor>> = HashMap::new();
+            for (r, _) in &active {
+                by_record.insert(*r, records[*r].per_example_grads(g_of(*r)));
             }
-            sq += &layer_sq;
-            layer_sqs.push(layer_sq);
+            for (k, owners) in slots.iter().enumerate() {
+                let g = owners
+                    .iter()
+                    .map(|(r, p)| by_record[r][*p].shallow_clone())
+                    .reduce(|a, b| a + b)
+                    .expect("≥ 1 owner");
+                let s = super::layers::per_example_sq_sum(&g);
+                if !bool::try_from(s.isfinite().all()).unwrap_or(false) {
+                    return Err(EngineError::NonFiniteNorm(records[owners[0].0].layer().to_string()));
+                }
+                sq += s;
+                per_example[k] = Some(g);
+            }
+        } else {
+            for (r, params) in &active {
+                let rec = &records[*r];
+                let norms = rec.sq_norms(g_of(*r), self.norm_method);
+                let layer_sq = params.iter().map(|&p| norms[p].shallow_clone()).fold(sq.zeros_like(), |a, b| a + b);
+                if !bool::try_from(layer_sq.isfinite().all()).unwrap_or(false) {
+                    return Err(EngineError::NonFiniteNorm(rec.layer().to_string()));
+                }
+                sq += &layer_sq;
+                layer_sqs.push(layer_sq);
+            }
+            for owners in slots.iter().filter(|o| o.len() == 2) {
+                let ((r1, p1), (r2, p2)) = (owners[0], owners[1]);
+                let (u1, v1) = records[r1].factors(g_of(r1), p1).expect("factorable was checked");
+                let (u2, v2) = records[r2].factors(g_of(r2), p2).expect("factorable was checked");
+                let cross =
+                    (gram(&u1, &u2) * gram(&v1, &v2)).sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
+                sq += cross * 2.0;
+            }
         }
         let norms = sq.clamp_min(0.0).sqrt();
         let c = self.max_grad_norm;
@@ -197,6 +230,22 @@ impl Clipper {
                 let f = c / (&norms + self.stability);
                 active.iter().map(|_| f.shallow_clone()).collect()
             }
+            ClipStyle::PerLayer if self.mode == ClipMode::Naive => {
+                // Per-layer norms from the instantiated gradients (no ties here: refused above).
+                let c_layer = c / (active.len() as f64).sqrt();
+                active
+                    .iter()
+                    .map(|(r, _)| {
+                        let s = slots
+                            .iter()
+                            .zip(&per_example)
+                            .filter(|(o, _)| o[0].0 == *r)
+                            .map(|(_, g)| super::layers::per_example_sq_sum(g.as_ref().expect("naive")))
+                            .fold(sq.zeros_like(), |a, b| a + b);
+                        (c_layer / (s.clamp_min(0.0).sqrt() + self.stability)).clamp_max(1.0)
+                    })
+                    .collect()
+            }
             ClipStyle::PerLayer => {
                 let c_layer = c / (active.len() as f64).sqrt();
                 layer_sqs
@@ -209,17 +258,24 @@ impl Clipper {
             ClipStyle::PerLayer => Tensor::stack(&per_record, 0),
             _ => per_record[0].shallow_clone(),
         };
+        let f_of = |r: usize| &per_record[active.iter().position(|(a, _)| *a == r).expect("active record")];
 
         let grads: Vec<Tensor> = match self.mode {
             ClipMode::Bk => {
-                let mut by_slot: HashMap<(usize, usize), Tensor> = HashMap::new();
-                for (((r, params), g), f) in active.iter().zip(&grad_outputs).zip(&per_record) {
-                    let weighted = records[*r].weighted_grads(g, f);
-                    for &p in params {
-                        by_slot.insert((*r, p), weighted[p].shallow_clone());
-                    }
+                let mut weighted: HashMap<usize, Vec<Tensor>> = HashMap::new();
+                for (r, _) in &active {
+                    weighted.insert(*r, records[*r].weighted_grads(g_of(*r), f_of(*r)));
                 }
-                slots.iter().map(|s| by_slot.remove(s).expect("every slot was filled")).collect()
+                slots
+                    .iter()
+                    .map(|owners| {
+                        owners
+                            .iter()
+                            .map(|(r, p)| weighted[r][*p].shallow_clone())
+                            .reduce(|a, b| a + b)
+                            .expect("≥ 1 owner")
+                    })
+                    .collect()
             }
             ClipMode::Ghost => {
                 let weighted_loss = (losses * factors.detach()).sum(None::<Kind>);
@@ -228,11 +284,11 @@ impl Clipper {
             }
             ClipMode::Naive => slots
                 .iter()
-                .map(|s| {
-                    let g = &per_example[s];
-                    let f = &per_record[active.iter().position(|(r, _)| *r == s.0).expect("slot of an active record")];
+                .zip(&per_example)
+                .map(|(owners, g)| {
+                    let g = g.as_ref().expect("naive");
                     let shape: Vec<i64> = g.size()[1..].to_vec();
-                    Tensor::einsum("bn,b->n", &[&g.reshape([batch, -1]), f], None::<i64>).reshape(shape)
+                    Tensor::einsum("bn,b->n", &[&g.reshape([batch, -1]), f_of(owners[0].0)], None::<i64>).reshape(shape)
                 })
                 .collect(),
         };

@@ -20,7 +20,7 @@ pub mod step;
 pub mod tape;
 
 pub use clip::{ClipMode, ClipOutput, ClipStyle, Clipper};
-pub use layers::{check_ownership, DpLayer, Embedding, LayerNorm, Linear, NormMethod, WeightLayout};
+pub use layers::{check_ownership, DpLayer, Embedding, Factor, LayerNorm, Linear, NormMethod, WeightLayout};
 pub use noise::{GaussianNoise, NoiseSeed};
 pub use optimizer::{DpOptimizer, LrSchedule, OptimizerKind};
 pub use sampler::BatchSampler;
@@ -44,8 +44,8 @@ pub enum EngineError {
     /// A trainable variable that no recorded layer owns: its gradient would be neither clipped nor noised.
     #[error("trainable variable `{0}` belongs to no DP-aware layer recorded in the forward pass; wrap it in a DP layer or freeze it (set_requires_grad(false))")]
     Uncovered(String),
-    /// A parameter owned by two layers.
-    #[error("variable `{0}` is owned by two recorded layers (`{1}` and `{2}`); shared parameters must be untied or declared")]
+    /// A parameter owned by two layers whose cross term the engine cannot compute.
+    #[error("variable `{0}` is shared by layers `{1}` and `{2}`, whose per-example cross term cannot be computed exactly (only linear and embedding layers, two at a time, can share); untie it (e.g. make lm_head a copy of wte)")]
     SharedParameter(String, String, String),
     /// Non-finite per-example norms.
     #[error("per-example gradient norms of layer `{0}` are NaN or infinite: check the loss and inputs of that layer (learning rate too high, log of zero, …)")]

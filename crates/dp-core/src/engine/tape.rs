@@ -6,7 +6,7 @@
 
 use tch::Tensor;
 
-use super::layers::NormMethod;
+use super::layers::{Factor, NormMethod};
 
 /// What one recorded layer call can compute from its recorded input and the gradient at its output G.
 ///
@@ -24,6 +24,15 @@ pub trait DpRecord {
     fn weighted_grads(&self, grad_output: &Tensor, c: &Tensor) -> Vec<Tensor>;
     /// Per-example gradients `[B, …parameter shape]` for each parameter (naive mode).
     fn per_example_grads(&self, grad_output: &Tensor) -> Vec<Tensor>;
+    /// Whether parameter `param`'s per-example gradient factors as Σ_t u_t v_tᵀ ([`factors`](Self::factors)).
+    fn factorable(&self, _param: usize) -> bool {
+        false
+    }
+    /// (u, v) with ∇_i = Σ_t u_t v_tᵀ for parameter `param` viewed as a matrix `[rows, cols]` (a vector as
+    /// `[n, 1]`), used for the exact cross term of a weight shared by two layers.
+    fn factors(&self, _grad_output: &Tensor, _param: usize) -> Option<(Factor, Factor)> {
+        None
+    }
 }
 
 /// The records of one forward pass.

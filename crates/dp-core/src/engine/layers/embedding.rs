@@ -6,7 +6,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{per_example_sq_sum, DpLayer, NormMethod};
+use super::{per_example_sq_sum, DpLayer, Factor, NormMethod};
 use crate::engine::tape::{DpRecord, Tape};
 
 /// An embedding table `[V, d]` whose rows the engine can clip per example.
@@ -23,6 +23,10 @@ pub struct Embedding {
 impl DpLayer for Embedding {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn factorable(&self) -> bool {
+        true
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {
@@ -98,6 +102,14 @@ impl DpRecord for EmbeddingRecord {
         let d = g.size()[2];
         let grad = self.weight.zeros_like().index_add(0, &self.ids.reshape([-1]), &g.reshape([-1, d]));
         vec![grad]
+    }
+
+    fn factorable(&self, _param: usize) -> bool {
+        true
+    }
+
+    fn factors(&self, grad_output: &Tensor, _param: usize) -> Option<(Factor, Factor)> {
+        Some((Factor::OneHot(self.ids.shallow_clone()), Factor::Dense(self.masked(grad_output))))
     }
 
     fn per_example_grads(&self, grad_output: &Tensor) -> Vec<Tensor> {

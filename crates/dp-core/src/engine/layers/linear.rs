@@ -8,7 +8,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{as_btn, ghost_sq_norm, per_example_sq_sum, DpLayer, NormMethod};
+use super::{as_btn, ghost_sq_norm, per_example_sq_sum, DpLayer, Factor, NormMethod};
 use crate::engine::tape::{DpRecord, Tape};
 
 /// How the weight is stored.
@@ -45,6 +45,10 @@ fn named(name: &str, weight: &Tensor, bias: Option<&Tensor>) -> Vec<(String, Ten
 impl DpLayer for Linear {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn factorable(&self) -> bool {
+        true
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {
@@ -138,6 +142,22 @@ impl DpRecord for LinearRecord {
             out.push(Tensor::einsum("btd,b->d", &[&g, c], None::<i64>));
         }
         out
+    }
+
+    fn factorable(&self, _param: usize) -> bool {
+        true
+    }
+
+    fn factors(&self, grad_output: &Tensor, param: usize) -> Option<(Factor, Factor)> {
+        let g = as_btn(grad_output);
+        Some(match (param, self.layout) {
+            (0, WeightLayout::OutIn) => (Factor::Dense(g), Factor::Dense(self.input.shallow_clone())),
+            (0, WeightLayout::InOut) => (Factor::Dense(self.input.shallow_clone()), Factor::Dense(g)),
+            _ => {
+                let ones = g.ones_like().narrow(2, 0, 1); // the bias as an [out, 1] matrix
+                (Factor::Dense(g), Factor::Dense(ones))
+            }
+        })
     }
 
     fn per_example_grads(&self, grad_output: &Tensor) -> Vec<Tensor> {

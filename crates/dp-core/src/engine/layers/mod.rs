@@ -21,17 +21,46 @@ pub trait DpLayer {
     fn name(&self) -> &str;
     /// Its parameters as (full name, tensor).
     fn parameters(&self) -> Vec<(String, Tensor)>;
+    /// Whether its per-example weight gradients factor as Σ_t u_t v_tᵀ, so that a weight shared with
+    /// another such layer (GPT-2's tied `wte` / `lm_head`) can be clipped exactly.
+    fn factorable(&self) -> bool {
+        false
+    }
 }
 
-/// Checks, when a model is built, that every trainable variable is owned by exactly one DP-aware layer:
-/// a variable outside every layer would be updated without clipping or noise, and one inside two layers
-/// (tied weights) would have its per-example norm under-counted (the cross term is missing).
+/// One side of a per-example gradient written as Σ_t u_t v_tᵀ.
+pub enum Factor {
+    /// u_t (or v_t) given densely, `[B, T, n]`.
+    Dense(Tensor),
+    /// u_t = e_{k_t}, the one-hot vector of id k_t, given by the ids `[B, T]`.
+    OneHot(Tensor),
+}
+
+/// Per-example Gram matrices ⟨x_t, y_s⟩, `[B, Tx, Ty]`.
+pub(crate) fn gram(x: &Factor, y: &Factor) -> Tensor {
+    match (x, y) {
+        (Factor::Dense(a), Factor::Dense(b)) => a.bmm(&b.transpose(1, 2)),
+        (Factor::OneHot(ids), Factor::Dense(b)) => {
+            // ⟨e_{k_t}, b_s⟩ = b_s[k_t]
+            let (bs, tb, tx) = (b.size()[0], b.size()[1], ids.size()[1]);
+            b.gather(2, &ids.unsqueeze(1).expand([bs, tb, tx], true), false).transpose(1, 2)
+        }
+        (Factor::Dense(_), Factor::OneHot(_)) => gram(y, x).transpose(1, 2),
+        (Factor::OneHot(a), Factor::OneHot(b)) => a.unsqueeze(2).eq_tensor(&b.unsqueeze(1)).to_kind(Kind::Double),
+    }
+}
+
+/// Checks, when a model is built, that every trainable variable is owned by a DP-aware layer (one outside
+/// every layer would be updated without clipping or noise), and that a variable shared by two layers is
+/// shared only between layers whose cross term the engine computes exactly ([`DpLayer::factorable`]).
 pub fn check_ownership(layers: &[&dyn DpLayer], trainable: &[(String, Tensor)]) -> Result<(), EngineError> {
-    let mut owner: HashMap<usize, &str> = HashMap::new();
-    for layer in layers {
+    let mut owner: HashMap<usize, &dyn DpLayer> = HashMap::new();
+    for &layer in layers {
         for (name, t) in layer.parameters() {
-            if let Some(other) = owner.insert(t.data_ptr() as usize, layer.name()) {
-                return Err(EngineError::SharedParameter(name, other.to_string(), layer.name().to_string()));
+            if let Some(other) = owner.insert(t.data_ptr() as usize, layer) {
+                if !(other.factorable() && layer.factorable()) {
+                    return Err(EngineError::SharedParameter(name, other.name().to_string(), layer.name().to_string()));
+                }
             }
         }
     }
