@@ -10,6 +10,11 @@
 //!   gradient both come from the recorded (input, output-gradient) pairs;
 //! - `ghost`: the paper's two passes: norms from the first, then a backward pass on Σ_i c_i L_i;
 //! - `naive`: per-example gradients instantiated for every parameter (the oracle and memory baseline).
+//!
+//! Contract for models: every use of a trainable tensor goes through its DP layer's `forward`. The engine
+//! checks that each trainable variable is owned by a recorded layer, but it cannot see a raw
+//! `x.matmul(&w)` elsewhere in the graph; such a use would be missing from the per-example norms in every
+//! mode. `dpft clip-check` (models issue) compares a model against the per-example loop to catch this.
 
 pub mod clip;
 pub mod layers;
