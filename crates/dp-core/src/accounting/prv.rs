@@ -353,18 +353,18 @@ impl Plan {
         let scale = 1.0 / n as f64;
         // Unwrap the periodic result so that values j·h + total_shift fill [lo − h, lo − h + n·h).
         let j0 = ((self.lo - total_shift) / h).floor() as i64 - 1;
-        let values: Vec<(f64, f64)> = (j0..j0 + n as i64)
-            .map(|j| (j as f64 * h + total_shift, buffer[j.rem_euclid(n as i64) as usize] * scale))
-            .collect();
-        // Round-off: the true composition has at most `tail` mass below the lower Chernoff bound, so what
-        // the FFT puts in [lo, lo + radius] is its round-off level ν; the same level lies on every point,
-        // so δ̃ can be off by up to ν per point above 0 (plus the clamped negatives, counted the same way).
-        let noise =
-            values.iter().take_while(|(y, _)| *y < self.lo + self.radius).map(|(_, p)| p.abs()).fold(0.0, f64::max);
-        let positive_points = values.iter().filter(|(y, _)| *y > 0.0).count() as f64;
-        let negative: f64 = values.iter().filter(|(y, p)| *y > 0.0 && *p < 0.0).map(|(_, p)| -p).sum();
+        let curve = Curve { buffer: &buffer, j0, h, shift: total_shift, scale };
+        let (mut noise, mut positive_points, mut negative) = (0.0f64, 0.0, 0.0);
+        for k in 0..n {
+            let (y, p) = curve.point(k);
+            if y < self.lo + self.radius {
+                noise = noise.max(p.abs());
+            } else if y > 0.0 {
+                positive_points += 1.0;
+                negative -= p.min(0.0);
+            }
+        }
         let round_off = noise * positive_points + negative;
-        let values: Vec<(f64, f64)> = values.into_iter().map(|(y, p)| (y, p.max(0.0))).collect();
         let delta_fail = self.delta_fixed + cut_mass + round_off;
         log::debug!(
             "PRV {direction:?}: mesh {h:e}, window [{}, {}], {n} points, shift {total_shift:e}, cut mass {cut_mass:e}, \
@@ -379,7 +379,6 @@ impl Plan {
                  --eps-error or delta, or the rdp accountant"
             )));
         }
-        let curve = Curve { points: values };
         let estimate = curve.epsilon(delta);
         let upper = curve.epsilon(delta - delta_fail) + self.radius;
         let lower = (curve.epsilon(delta + delta_fail) - self.radius).max(0.0);
@@ -446,22 +445,33 @@ impl Plan {
     }
 }
 
-/// The δ̃(ε) curve of a discrete PRV with points (value, mass) sorted by value.
-struct Curve {
-    points: Vec<(f64, f64)>,
+/// The δ̃(ε) curve of the composed discrete PRV, read directly from the inverse FFT's periodic buffer:
+/// point k (0 ≤ k < n, increasing value) is y = (j0 + k)·h + shift with mass max(0, buffer[(j0 + k) mod n]·scale).
+struct Curve<'a> {
+    buffer: &'a [f64],
+    j0: i64,
+    h: f64,
+    shift: f64,
+    scale: f64,
 }
 
-impl Curve {
+impl Curve<'_> {
+    /// (value, signed mass) of point k.
+    fn point(&self, k: usize) -> (f64, f64) {
+        let j = self.j0 + k as i64;
+        (j as f64 * self.h + self.shift, self.buffer[j.rem_euclid(self.buffer.len() as i64) as usize] * self.scale)
+    }
+
     /// inf{ε ≥ 0 : δ̃(ε) ≤ d}, exact for the discrete distribution: δ̃(ε) = A − e^ε·B on each gap between
-    /// points, with A, B the mass and Σ p·e^{−y} above ε.
+    /// points, with A, B the mass and Σ p·e^{−y} above ε (negative round-off counted as 0).
     fn epsilon(&self, d: f64) -> f64 {
         let (mut a, mut b) = (0.0, 0.0);
-        let pts = &self.points;
-        for idx in (0..pts.len()).rev() {
-            let (y, p) = pts[idx];
+        for k in (0..self.buffer.len()).rev() {
+            let (y, p) = self.point(k);
+            let p = p.max(0.0);
             a += p;
             b += p * (-y).exp();
-            let below = if idx > 0 { pts[idx - 1].0 } else { f64::NEG_INFINITY };
+            let below = if k > 0 { self.point(k - 1).0 } else { f64::NEG_INFINITY };
             let floor = below.max(0.0);
             // δ̃ at the bottom of this gap (ε = floor), with the points above it counted.
             if a - floor.exp() * b > d {
