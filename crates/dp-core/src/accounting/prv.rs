@@ -36,6 +36,7 @@
 
 use std::f64::consts::PI;
 
+use rayon::prelude::*;
 use realfft::num_complex::Complex;
 use realfft::RealFftPlanner;
 
@@ -338,9 +339,15 @@ impl Plan {
                 buffer[(d.first + i as i64).rem_euclid(n as i64) as usize] += m;
             }
             forward.process(&mut buffer, &mut freq).expect("buffer sizes match the plan");
-            for (acc, f) in spectrum.iter_mut().zip(&freq) {
-                *acc *= f.powu(steps as u32);
-            }
+            // φ^T; where |φ|^T underflows (most frequencies once T is large) skip the power.
+            let half_steps = 0.5 * steps as f64;
+            spectrum.par_iter_mut().zip(&freq).for_each(|(acc, f)| {
+                if *acc == Complex::new(0.0, 0.0) || half_steps * f.norm_sqr().ln() < -745.0 {
+                    *acc = Complex::new(0.0, 0.0);
+                } else {
+                    *acc *= f.powu(steps as u32);
+                }
+            });
             total_shift += steps as f64 * d.shift;
             cut_mass += steps as f64 * d.cut_mass;
         }
