@@ -21,16 +21,18 @@ pub struct LayerNorm {
     pub eps: f64,
 }
 
+/// (name, tensor) of γ and β.
+fn named(name: &str, weight: &Tensor, bias: &Tensor) -> Vec<(String, Tensor)> {
+    vec![(format!("{name}.weight"), weight.shallow_clone()), (format!("{name}.bias"), bias.shallow_clone())]
+}
+
 impl DpLayer for LayerNorm {
     fn name(&self) -> &str {
         &self.name
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {
-        vec![
-            (format!("{}.weight", self.name), self.weight.shallow_clone()),
-            (format!("{}.bias", self.name), self.bias.shallow_clone()),
-        ]
+        named(&self.name, &self.weight, &self.bias)
     }
 }
 
@@ -69,10 +71,7 @@ impl DpRecord for LayerNormRecord {
     }
 
     fn parameters(&self) -> Vec<(String, Tensor)> {
-        vec![
-            (format!("{}.weight", self.name), self.weight.shallow_clone()),
-            (format!("{}.bias", self.name), self.bias.shallow_clone()),
-        ]
+        named(&self.name, &self.weight, &self.bias)
     }
 
     fn output(&self) -> &Tensor {
