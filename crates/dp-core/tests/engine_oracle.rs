@@ -298,6 +298,17 @@ fn errors_name_the_culprit() {
     let losses = model.losses(&ids, &labels, &mut tape);
     let err = Clipper::new(1.0).unwrap().clip(&losses.sum(Kind::Double), &tape, &model.trainable()).unwrap_err();
     assert!(matches!(err, EngineError::LossShape { batch: 2, .. }), "{err}");
+    // A broadcast position input ([1, T]) is not per example.
+    let mut broadcast_tape = Tape::on();
+    let positions = Tensor::arange(T, (Kind::Int64, Device::Cpu)).unsqueeze(0); // [1, T]
+    let x = model.wte.forward(&ids, &mut broadcast_tape) + model.wpe.forward(&positions, &mut broadcast_tape);
+    let broadcast_losses = x.sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
+    let both = vec![
+        ("wte.weight".to_string(), model.wte.weight.shallow_clone()),
+        ("wpe.weight".to_string(), model.wpe.weight.shallow_clone()),
+    ];
+    let err = Clipper::new(1.0).unwrap().clip(&broadcast_losses, &broadcast_tape, &both).unwrap_err();
+    assert!(matches!(err, EngineError::NotPerExample { ref layer, batch: 2, .. } if layer == "wpe"), "{err}");
     // Nothing to clip.
     assert!(matches!(Clipper::new(1.0).unwrap().clip(&losses, &tape, &[]), Err(EngineError::Invalid(_))));
     // A trainable variable no layer owns.
@@ -394,6 +405,11 @@ fn release_records_the_sampler_event_and_stops_before_the_budget() {
     let tight = Budget { epsilon: 1e-3, ..budget };
     let err = release(&sum, &noise, 1.0, 0.5, &sampler, 2, &mut history, Some((&tight, &accountants))).unwrap_err();
     assert!(matches!(err, EngineError::BudgetExceeded { step: 2, .. }), "{err}");
+    assert_eq!(history.steps(), 1);
+    // The CLT approximation may not enforce a budget.
+    let gdp = Budget { accountant: AccountantKind::Gdp, ..budget };
+    let err = release(&sum, &noise, 1.0, 0.5, &sampler, 2, &mut history, Some((&gdp, &accountants))).unwrap_err();
+    assert!(err.to_string().contains("gdp"), "{err}");
     assert_eq!(history.steps(), 1);
 }
 

@@ -167,9 +167,21 @@ impl Clipper {
                 active.push((r, params));
             }
         }
-        let batch = records[active[0].0].output().size()[0];
+        let batch = losses.size().first().copied().unwrap_or(0);
         if losses.size() != [batch] {
-            return Err(EngineError::LossShape { batch, shape: losses.size() });
+            return Err(EngineError::LossShape {
+                batch: records[active[0].0].output().size()[0],
+                shape: losses.size(),
+            });
+        }
+        // Every recorded output must be per example: a layer fed a broadcast input (position ids [1, T]
+        // instead of [B, T]) would produce one gradient for the whole batch, summed over examples.
+        if let Some((r, _)) = active.iter().find(|(r, _)| records[*r].output().size().first() != Some(&batch)) {
+            return Err(EngineError::NotPerExample {
+                layer: records[*r].layer().to_string(),
+                batch,
+                shape: records[*r].output().size(),
+            });
         }
         let outputs: Vec<&Tensor> = active.iter().map(|(r, _)| records[*r].output()).collect();
         let keep_graph = self.mode == ClipMode::Ghost;
@@ -217,6 +229,10 @@ impl Clipper {
                     (gram(&u1, &u2) * gram(&v1, &v2)).sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>);
                 sq += cross * 2.0;
             }
+        }
+        // The tied weights' cross terms are added after the per-layer checks: check the total too.
+        if !bool::try_from(sq.isfinite().all()).unwrap_or(false) {
+            return Err(EngineError::NonFiniteNorm("the cross terms of tied weights".into()));
         }
         let norms = sq.clamp_min(0.0).sqrt();
         let c = self.max_grad_norm;

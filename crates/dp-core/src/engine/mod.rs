@@ -43,6 +43,16 @@ pub enum EngineError {
         /// Shape of the loss given.
         shape: Vec<i64>,
     },
+    /// A recorded layer output that is not per example.
+    #[error("layer `{layer}` recorded an output of shape {shape:?}, not one row per example (batch {batch}): its per-example gradients cannot be separated; give it per-example inputs (e.g. position ids of shape [B, T], not [1, T])")]
+    NotPerExample {
+        /// The layer.
+        layer: String,
+        /// Examples in the loss.
+        batch: i64,
+        /// Its output's shape.
+        shape: Vec<i64>,
+    },
     /// A layer was recorded more than once in one forward pass (its parameters are shared).
     #[error("layer `{0}` recorded twice: its parameters are used twice in the forward pass (shared or tied); untie them (e.g. make lm_head a copy of wte) or declare the tie")]
     RecordedTwice(String),

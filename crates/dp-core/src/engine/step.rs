@@ -94,7 +94,7 @@ pub struct Budget {
     pub epsilon: f64,
     /// δ.
     pub delta: f64,
-    /// Which accountant decides (its sound bound: RDP ε or PRV upper).
+    /// Which accountant decides (its sound bound: RDP ε or PRV upper); GDP is refused.
     pub accountant: AccountantKind,
 }
 
@@ -116,6 +116,11 @@ pub fn release(
     let mut next = history.clone();
     next.push(event).map_err(|e| EngineError::Invalid(e.to_string()))?;
     if let Some((b, accountants)) = budget {
+        if b.accountant == AccountantKind::Gdp {
+            return Err(EngineError::Invalid(
+                "the gdp accountant is an approximation that can under-estimate epsilon; enforce the budget with rdp or prv".into(),
+            ));
+        }
         let eps = accountants.epsilon(b.accountant, &next, b.delta).map_err(|e| EngineError::Invalid(e.to_string()))?;
         if eps > b.epsilon {
             return Err(EngineError::BudgetExceeded {
