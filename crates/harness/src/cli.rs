@@ -71,12 +71,12 @@ pub enum Command {
     Train(Planned),
     /// [not yet available] Generate on a test set and score it (BLEU, NIST, METEOR, ROUGE-L, CIDEr).
     EvalGen(Planned),
-    /// [not yet available] Per-token log-probabilities of texts under a causal language model.
-    Score(Planned),
-    /// [not yet available] Greedy or beam-search generation from a checkpoint.
-    Generate(Planned),
-    /// [not yet available] Check a checkpoint's per-example norms and clipped gradients against the oracle.
-    ClipCheck(Planned),
+    /// Per-token log-probabilities of texts under a causal language model (GPT-2 folder).
+    Score(ScoreArgs),
+    /// Continue prompts (one per line) with greedy or beam search (GPT-2 folder).
+    Generate(GenerateArgs),
+    /// One sigma = 0 DP step on a checkpoint, engine vs an independent per-example loop: norms and clipped sums.
+    ClipCheck(ClipCheckArgs),
     /// [not yet available] Run a YAML grid of training runs, resuming finished and interrupted ones.
     Sweep(Planned),
     /// [not yet available] Aggregate runs into tables (Markdown, CSV, LaTeX) and figures (PNG, SVG).
@@ -230,6 +230,124 @@ pub struct NoiseArgs {
     pub tolerance: f64,
     #[command(flatten)]
     pub common: AccountingArgs,
+}
+
+/// Parameter precision of a loaded model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum DtypeArg {
+    /// 32-bit floats (default).
+    F32,
+    /// 64-bit floats (exactness checks).
+    F64,
+    /// bfloat16 (CUDA only).
+    Bf16,
+}
+
+/// The model folder and its precision.
+#[derive(Debug, Args)]
+pub struct ModelArgs {
+    /// A Hugging Face model folder: config.json, model.safetensors, and tokenizer.json (or vocab.json +
+    /// merges.txt, or vocab.txt).
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Parameter precision.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Each text is tokenised with the folder's tokenizer, no special tokens added. \
+                        Token t>0 gets log p(token_t | tokens before it); nll is minus their sum.\n\
+                        JSON: [{\"text\", \"tokens\": [ids], \"logprobs\": [one per token after the first], \"nll\"}]")]
+pub struct ScoreArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// A text to score (repeat for several).
+    #[arg(long, required = true)]
+    pub text: Vec<String>,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Decoding follows Hugging Face transformers' generate (beam search with \
+                        early_stopping=False): the same settings give the same token ids. Newlines inside a \
+                        continuation are written as spaces so that line i of the output answers line i of the input.")]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Prompts, one per line (UTF-8; a trailing newline is not a prompt; an empty line is an error).
+    #[arg(long, value_name = "FILE")]
+    pub input: PathBuf,
+    /// Beams (1 = greedy search).
+    #[arg(long, default_value_t = 5)]
+    pub num_beams: usize,
+    /// Most tokens generated per prompt.
+    #[arg(long, default_value_t = 100)]
+    pub max_new_tokens: usize,
+    /// Fewest tokens generated before the end-of-sequence token is allowed (transformers' min_new_tokens).
+    #[arg(long, default_value_t = 5)]
+    pub min_length: usize,
+    /// A token id never to generate (repeat for several).
+    #[arg(long = "ban", value_name = "ID")]
+    pub banned: Vec<i64>,
+    /// End-of-sequence id [default: the config's eos_token_id].
+    #[arg(long)]
+    pub eos_token_id: Option<i64>,
+    /// Exponent of the length normalisation of beam scores.
+    #[arg(long, default_value_t = 1.0)]
+    pub length_penalty: f64,
+    /// Prompts decoded together.
+    #[arg(long, default_value_t = 8)]
+    pub batch_size: usize,
+    /// Write the continuations here (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// How the clipped sum is formed (`dpft clip-check --mode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// Book-keeping: one backward pass.
+    Bk,
+    /// The paper's two-pass ghost clipping.
+    Ghost,
+    /// Per-example gradients instantiated.
+    Naive,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "The per-example loss is the mean negative log-likelihood of each text's tokens after the \
+                        first (model folder's tokenizer, no special tokens), dropout off. The oracle runs each \
+                        example alone, takes its full gradient by autograd, clips it to C and sums. Relative \
+                        differences: norms per example; gradients per tensor, against the larger of the tensor's \
+                        norm and a floor (1e-6 of the whole clipped sum's norm in f64, 1e-3 in f32: tensors whose \
+                        exact gradient is zero, such as the attention key bias, are round-off). Tolerance: 1e-9 (f64), \
+                        1e-4 (f32). Exit status 1 when a difference exceeds it.")]
+pub struct ClipCheckArgs {
+    /// A GPT-2 model folder.
+    #[arg(long, value_name = "DIR")]
+    pub model: PathBuf,
+    /// Texts, one per line: one example each.
+    #[arg(long, value_name = "FILE")]
+    pub data: PathBuf,
+    /// Clipping norm C.
+    #[arg(long, default_value_t = 1.0)]
+    pub max_grad_norm: f64,
+    /// How the engine forms the clipped sum.
+    #[arg(long, value_enum, default_value = "bk")]
+    pub mode: ModeArg,
+    /// Precision of the check (f64 for exactness).
+    #[arg(long, value_enum, default_value = "f64")]
+    pub dtype: DtypeArg,
+    /// Print JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Write per_example_norms and the engine's clipped summed gradient (Hugging Face names) to this
+    /// safetensors file.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
 }
 
 /// Arguments of a subcommand that this version does not have yet; accepted so the message can say so.

@@ -1,9 +1,27 @@
 //! models: GPT-2, RoBERTa and BERT for dpft, built on libtorch (tch) from dp-core's DP-aware layers.
 //!
-//! So far this crate holds the data catalogue and the data-directory setting ([`data`]) that every
-//! dataset and tokenizer loader goes through. The model families, checkpoint loading and generation
-//! follow with the models issue.
+//! - [`config`]: Hugging Face `config.json` as serde structs; [`loader`]: model folders (config,
+//!   safetensors, tokenizer) and random initialisation; [`weights`]: tensors by Hugging Face name.
+//! - [`gpt2`]: the causal LM with tied or untied head and the paper's `[PAD]` token; [`bert`]: BERT and
+//!   RoBERTa encoders with masked-LM and classification heads; [`attention`]: shared attention.
+//! - [`generation`]: greedy and beam search with a key/value cache; [`tokenizer`]: tokenizers.
+//! - [`data`]: the data directory and its catalogue.
 
+pub mod attention;
+pub mod bert;
+pub mod config;
 pub mod data;
+pub mod error;
+pub mod generation;
+pub mod gpt2;
+pub mod loader;
+pub mod tokenizer;
+pub mod weights;
 
+pub use bert::{EncoderHead, EncoderModel, HeadKind};
+pub use config::{BertConfig, Gpt2Config, ModelConfig};
 pub use data::{DataDir, DataDirSource, DataError, Dataset, DATA_DIR_ENV};
+pub use error::ModelError;
+pub use gpt2::{causal_lm_losses, Gpt2LmHeadModel, KvCache};
+pub use loader::{from_config, load_encoder, load_gpt2, AnyModel, LoadOptions};
+pub use tokenizer::TextTokenizer;

@@ -1,8 +1,12 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod clip_check;
 mod data;
+mod generate;
 mod info;
+mod model_io;
 mod privacy;
+mod score;
 
 use anyhow::Result;
 
@@ -15,11 +19,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Info(args) => info::run(&cli.global, &args),
         Command::Data(cmd) => data::run(&cli.global, &cmd),
         Command::Privacy(cmd) => privacy::run(&cmd),
+        Command::Score(args) => score::run(&cli.global, &args),
+        Command::Generate(args) => generate::run(&cli.global, &args),
+        Command::ClipCheck(args) => clip_check::run(&cli.global, &args),
         Command::Train(_)
         | Command::EvalGen(_)
-        | Command::Score(_)
-        | Command::Generate(_)
-        | Command::ClipCheck(_)
         | Command::Sweep(_)
         | Command::Report(_)
         | Command::Bench(_) => Err(anyhow::anyhow!(

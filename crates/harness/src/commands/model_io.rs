@@ -1,0 +1,62 @@
+//! What the model subcommands share: load options from `--device`/`--dtype`, reading a file of lines,
+//! and writing an output file atomically (a kill never leaves half a file under the final name).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use models::LoadOptions;
+use tch::Kind;
+
+use crate::cli::{DtypeArg, GlobalArgs};
+use crate::exit::BadInput;
+
+/// Device and dtype of a model to load.
+pub fn load_options(global: &GlobalArgs, dtype: DtypeArg) -> Result<LoadOptions> {
+    let device = global.device.resolve()?;
+    log::info!("device: {} (requested: {})", dp_core::device::describe(device), global.device);
+    let kind = match dtype {
+        DtypeArg::F32 => Kind::Float,
+        DtypeArg::F64 => Kind::Double,
+        DtypeArg::Bf16 => Kind::BFloat16,
+    };
+    let opts = LoadOptions { device, kind };
+    opts.check().map_err(|e| BadInput(e.to_string()))?;
+    Ok(opts)
+}
+
+/// Maps a model-loading error to bad input (exit 2) when it is the user's files, not a run-time failure.
+pub fn input_error(err: models::ModelError) -> anyhow::Error {
+    if err.is_input_error() {
+        anyhow::Error::new(BadInput(err.to_string()))
+    } else {
+        anyhow::Error::new(err)
+    }
+}
+
+/// The lines of a UTF-8 text file (a trailing newline ends the last line; `\r\n` accepted). Refuses an
+/// empty line, naming it, and a file with no lines.
+pub fn read_lines(path: &Path, what: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("{}: cannot read the {what} file: {e}", path.display())))?;
+    let lines: Vec<String> = text.lines().map(|l| l.trim_end_matches('\r').to_string()).collect();
+    if let Some(i) = lines.iter().position(|l| l.trim().is_empty()) {
+        return Err(BadInput(format!("{}:{}: empty line; give one {what} per line", path.display(), i + 1)).into());
+    }
+    if lines.is_empty() {
+        return Err(BadInput(format!("{}: no {what}s (the file is empty)", path.display())).into());
+    }
+    Ok(lines)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temp_name(path);
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("moving {} to {}", tmp.display(), path.display()))
+}
+
+/// A temporary name next to `path`.
+pub fn temp_name(path: &Path) -> std::path::PathBuf {
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}

@@ -1,0 +1,308 @@
+//! GPT-2 causal language model (Radford et al. 2019), any size from its config (distilgpt2 … gpt2-xl),
+//! built from dp-core's DP-aware layers so that private training clips it exactly.
+//!
+//! Layout follows Hugging Face `GPT2LMHeadModel` (transformers `models/gpt2/modeling_gpt2.py`): token and
+//! position embeddings (`wte`, `wpe`), pre-LN blocks `h.N` with `ln_1`, `attn.c_attn` / `attn.c_proj`
+//! (Conv1D, `[in, out]` weights), `ln_2`, `mlp.c_fc` / `mlp.c_proj`, the final `ln_f` and `lm_head`.
+//! `lm_head` is tied to `wte` (Hugging Face default) or an untied copy; the paper's recipe (Li et al.
+//! 2022, Sec. 3 and App.) adds a `[PAD]` token whose row is the mean of the existing rows. Both ties are
+//! exact under the engine: a tied `wte`/`lm_head` is one variable owned by two factorable layers, whose
+//! per-example cross term the clipper adds.
+
+use dp_core::engine::{DpLayer, Embedding, LayerNorm, Linear, Tape, WeightLayout};
+use tch::{Kind, Tensor};
+
+use crate::attention::{attend, attention_mask, merge_heads, split_heads};
+use crate::config::{Activation, Gpt2Config};
+use crate::weights::{Init, Weights};
+use crate::ModelError;
+
+/// One transformer block `h.N`.
+#[derive(Debug)]
+pub struct Gpt2Block {
+    /// LayerNorm before attention.
+    pub ln_1: LayerNorm,
+    /// Query/key/value projection `[d, 3d]`.
+    pub c_attn: Linear,
+    /// Attention output projection `[d, d]`.
+    pub attn_c_proj: Linear,
+    /// LayerNorm before the MLP.
+    pub ln_2: LayerNorm,
+    /// MLP up-projection `[d, inner]`.
+    pub c_fc: Linear,
+    /// MLP down-projection `[inner, d]`.
+    pub mlp_c_proj: Linear,
+}
+
+/// Key/value cache for incremental decoding: per block, keys and values `[B, H, S, h]` of the S positions
+/// seen so far.
+#[derive(Debug, Default)]
+pub struct KvCache {
+    layers: Vec<(Tensor, Tensor)>,
+}
+
+impl KvCache {
+    /// Positions cached.
+    pub fn len(&self) -> i64 {
+        self.layers.first().map_or(0, |(k, _)| k.size()[2])
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.layers.is_empty()
+    }
+
+    /// Keeps rows `index` `[B']` of the batch (beam search reordering).
+    pub fn reorder(&mut self, index: &Tensor) {
+        for (k, v) in &mut self.layers {
+            *k = k.index_select(0, index);
+            *v = v.index_select(0, index);
+        }
+    }
+}
+
+/// GPT-2 with its language-model head.
+#[derive(Debug)]
+pub struct Gpt2LmHeadModel {
+    /// The configuration (vocab_size grows when a pad token is added).
+    pub config: Gpt2Config,
+    activation: Activation,
+    /// Token embeddings `[V, d]`.
+    pub wte: Embedding,
+    /// Position embeddings `[n_positions, d]`.
+    pub wpe: Embedding,
+    /// The blocks.
+    pub h: Vec<Gpt2Block>,
+    /// Final LayerNorm.
+    pub ln_f: LayerNorm,
+    /// Output projection `[V, d]` (torch layout); shares `wte`'s tensor when tied.
+    pub lm_head: Linear,
+    tied: bool,
+}
+
+fn layer_norm(w: &mut Weights, name: &str, d: i64, eps: f64) -> LayerNorm {
+    LayerNorm {
+        name: format!("{}{name}", w.prefix()),
+        weight: w.base(&format!("{name}.weight"), &[d], Init::Ones),
+        bias: w.base(&format!("{name}.bias"), &[d], Init::Zeros),
+        eps,
+    }
+}
+
+fn conv1d(w: &mut Weights, name: &str, d_in: i64, d_out: i64, std: f64) -> Linear {
+    Linear {
+        name: format!("{}{name}", w.prefix()),
+        weight: w.base(&format!("{name}.weight"), &[d_in, d_out], Init::Normal(std)),
+        bias: Some(w.base(&format!("{name}.bias"), &[d_out], Init::Zeros)),
+        layout: WeightLayout::InOut,
+    }
+}
+
+/// Whether an unused tensor name in a GPT-2 checkpoint carries nothing the model needs: the causal-mask
+/// buffers `attn.bias` / `attn.masked_bias` of older checkpoints (Hugging Face ignores them too).
+fn gpt2_ignorable(name: &str) -> bool {
+    name.ends_with(".attn.bias") || name.ends_with(".attn.masked_bias")
+}
+
+impl Gpt2LmHeadModel {
+    /// Builds the model from `weights` (a checkpoint or a random initialisation). `lm_head.weight` is read
+    /// when the config unties it (`tie_word_embeddings: false`) and the checkpoint has it; a tied model
+    /// shares `wte`. Returns the model and the names of ignored checkpoint tensors.
+    pub fn build(config: Gpt2Config, mut w: Weights, config_path: &std::path::Path) -> Result<(Self, Vec<String>), ModelError> {
+        let activation = config.check(config_path)?;
+        let (d, v, std) = (config.n_embd, config.vocab_size, config.initializer_range);
+        let eps = config.layer_norm_epsilon;
+        let wte = Embedding {
+            name: format!("{}wte", w.prefix()),
+            weight: w.base("wte.weight", &[v, d], Init::Normal(std)),
+            padding_idx: None,
+        };
+        let wpe = Embedding {
+            name: format!("{}wpe", w.prefix()),
+            weight: w.base("wpe.weight", &[config.n_positions, d], Init::Normal(std)),
+            padding_idx: None,
+        };
+        // Hugging Face scales the residual projections' init by 1/sqrt(2·n_layer) (GPT-2 paper, Sec. 2.3).
+        let proj_std = std / (2.0 * config.n_layer as f64).sqrt();
+        let h = (0..config.n_layer)
+            .map(|i| Gpt2Block {
+                ln_1: layer_norm(&mut w, &format!("h.{i}.ln_1"), d, eps),
+                c_attn: conv1d(&mut w, &format!("h.{i}.attn.c_attn"), d, 3 * d, std),
+                attn_c_proj: conv1d(&mut w, &format!("h.{i}.attn.c_proj"), d, d, proj_std),
+                ln_2: layer_norm(&mut w, &format!("h.{i}.ln_2"), d, eps),
+                c_fc: conv1d(&mut w, &format!("h.{i}.mlp.c_fc"), d, config.inner(), std),
+                mlp_c_proj: conv1d(&mut w, &format!("h.{i}.mlp.c_proj"), config.inner(), d, proj_std),
+            })
+            .collect();
+        let ln_f = layer_norm(&mut w, "ln_f", d, eps);
+        let tied = config.tie_word_embeddings;
+        let lm_head_weight = if tied {
+            w.mark_used("lm_head.weight");
+            wte.weight.shallow_clone()
+        } else if w.contains("lm_head.weight") || w.prefix() == "transformer." {
+            w.get("lm_head.weight", &[v, d], Init::Normal(std))
+        } else {
+            // A base-model checkpoint (no head) with an untied config: the head starts as a copy of wte.
+            wte.weight.detach().copy().set_requires_grad(true)
+        };
+        let lm_head = Linear { name: "lm_head".into(), weight: lm_head_weight, bias: None, layout: WeightLayout::OutIn };
+        let (ignored, _) = w.finish(gpt2_ignorable)?;
+        Ok((Self { config, activation, wte, wpe, h, ln_f, lm_head, tied }, ignored))
+    }
+
+    /// Whether `lm_head` shares `wte`.
+    pub fn is_tied(&self) -> bool {
+        self.tied
+    }
+
+    /// Gives `lm_head` a tensor of its own, a copy of `wte` (the paper's untied head).
+    pub fn untie_lm_head(&mut self) {
+        if self.tied {
+            self.lm_head.weight = self.wte.weight.detach().copy().set_requires_grad(self.wte.weight.requires_grad());
+            self.tied = false;
+            self.config.tie_word_embeddings = false;
+        }
+    }
+
+    /// Appends a token (the paper's `[PAD]`) whose embedding row, and untied head row, is the mean of the
+    /// existing rows; sets it as `pad_token_id`. Returns its id (the old vocabulary size).
+    pub fn add_pad_token(&mut self) -> i64 {
+        let id = self.config.vocab_size;
+        let grow = |w: &Tensor| {
+            let w = w.detach();
+            Tensor::cat(&[&w, &w.mean_dim([0i64].as_slice(), true, None::<Kind>)], 0).set_requires_grad(true)
+        };
+        self.wte.weight = grow(&self.wte.weight);
+        self.lm_head.weight = if self.tied { self.wte.weight.shallow_clone() } else { grow(&self.lm_head.weight) };
+        self.config.vocab_size += 1;
+        self.config.pad_token_id = Some(id);
+        id
+    }
+
+    /// Every layer, for the engine's ownership check.
+    pub fn layers(&self) -> Vec<&dyn DpLayer> {
+        let mut out: Vec<&dyn DpLayer> = vec![&self.wte, &self.wpe];
+        for b in &self.h {
+            out.extend([&b.ln_1 as &dyn DpLayer, &b.c_attn, &b.attn_c_proj, &b.ln_2, &b.c_fc, &b.mlp_c_proj]);
+        }
+        out.push(&self.ln_f);
+        out.push(&self.lm_head);
+        out
+    }
+
+    /// Every parameter once, under its checkpoint name (a tied `lm_head.weight` is `wte`'s, listed once
+    /// as `wte.weight`, as Hugging Face saves it).
+    pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut out: Vec<(String, Tensor)> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for layer in self.layers() {
+            for (name, t) in layer.parameters() {
+                if seen.insert(t.data_ptr() as usize) {
+                    out.push((name, t));
+                }
+            }
+        }
+        out
+    }
+
+    /// Parameters that require gradients.
+    pub fn trainable(&self) -> Vec<(String, Tensor)> {
+        self.named_parameters().into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+
+    /// Logits `[B, T, V]` for `input_ids` `[B, T]`.
+    ///
+    /// `attention_mask` `[B, S + T]` (1 = token, 0 = padding; S = cached positions) masks padded keys;
+    /// `position_ids` `[B, T]` default to S, S+1, … for every row (with left padding pass
+    /// cumsum(mask) − 1, as Hugging Face's `generate` does). With `cache`, keys and values of earlier
+    /// calls are reused and this call's are appended. Dropout is active iff `train`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn forward(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        position_ids: Option<&Tensor>,
+        mut cache: Option<&mut KvCache>,
+        train: bool,
+        tape: &mut Tape,
+    ) -> Result<Tensor, ModelError> {
+        let (b, t) = input_ids.size2().map_err(|_| ModelError::Invalid("input_ids must be [batch, length]".into()))?;
+        let past = cache.as_ref().map_or(0, |c| c.len());
+        if past + t > self.config.n_positions {
+            return Err(ModelError::Invalid(format!(
+                "sequence of {} tokens is longer than the model's n_positions = {}",
+                past + t,
+                self.config.n_positions
+            )));
+        }
+        let device = input_ids.device();
+        let positions = match position_ids {
+            Some(p) => p.shallow_clone(),
+            // [B, T]: per example, so that the engine sees one position-embedding gradient per example.
+            None => Tensor::arange_start(past, past + t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], true),
+        };
+        let mut x = self.wte.forward(input_ids, tape) + self.wpe.forward(&positions, tape); // [B, T, d]
+        x = x.dropout(self.config.embd_pdrop, train);
+        let mask = attention_mask_for(attention_mask, t, past + t, past, device);
+        let heads = self.config.n_head;
+        let head_dim = self.config.n_embd / heads;
+        let scale = if self.config.scale_attn_weights { 1.0 / (head_dim as f64).sqrt() } else { 1.0 };
+        for (i, block) in self.h.iter().enumerate() {
+            let hidden = block.ln_1.forward(&x, tape);
+            let qkv = block.c_attn.forward(&hidden, tape).split(self.config.n_embd, -1); // 3 × [B, T, d]
+            let (q, mut k, mut v) = (split_heads(&qkv[0], heads), split_heads(&qkv[1], heads), split_heads(&qkv[2], heads));
+            if let Some(c) = cache.as_deref_mut() {
+                if let Some((pk, pv)) = c.layers.get(i) {
+                    k = Tensor::cat(&[pk, &k], 2);
+                    v = Tensor::cat(&[pv, &v], 2);
+                }
+                if c.layers.len() > i {
+                    c.layers[i] = (k.shallow_clone(), v.shallow_clone());
+                } else {
+                    c.layers.push((k.shallow_clone(), v.shallow_clone()));
+                }
+            }
+            let ctx = attend(&q, &k, &v, mask.as_ref(), true, scale, self.config.attn_pdrop, train); // [B, H, T, h]
+            let attn = block.attn_c_proj.forward(&merge_heads(&ctx), tape).dropout(self.config.resid_pdrop, train);
+            x = x + attn;
+            let hidden = block.ln_2.forward(&x, tape);
+            let inner = self.activation.apply(&block.c_fc.forward(&hidden, tape));
+            x = x + block.mlp_c_proj.forward(&inner, tape).dropout(self.config.resid_pdrop, train);
+        }
+        let x = self.ln_f.forward(&x, tape);
+        Ok(self.lm_head.forward(&x, tape))
+    }
+}
+
+/// The attention mask of one call: plain causal (None) when nothing is padded and nothing is cached.
+fn attention_mask_for(key_mask: Option<&Tensor>, tq: i64, tk: i64, past: i64, device: tch::Device) -> Option<Tensor> {
+    let padded = key_mask.filter(|m| !bool::try_from(Tensor::ne(m, 0).all()).unwrap_or(false));
+    if padded.is_none() && past == 0 {
+        return None;
+    }
+    attention_mask(padded, tq, tk, Some(past), device)
+}
+
+/// Per-example causal-LM loss `[B]`: position t's logits predict `labels[t + 1]` (labels are the input
+/// ids with −100 where no loss is wanted, as in Hugging Face); each example's loss is the mean negative
+/// log-likelihood over its counted positions. Fails when an example has no counted position (its mean
+/// would be 0/0).
+pub fn causal_lm_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor, ModelError> {
+    let (b, t, v) = logits.size3().map_err(|_| ModelError::Invalid("logits must be [B, T, V]".into()))?;
+    if labels.size() != [b, t] {
+        return Err(ModelError::Invalid(format!("labels of shape {:?} do not match logits [{b}, {t}, {v}]", labels.size())));
+    }
+    let shift_logits = logits.narrow(1, 0, t - 1).reshape([-1, v]); // [B·(T−1), V]
+    let targets = labels.narrow(1, 1, t - 1); // [B, T−1]
+    let nll = shift_logits
+        .cross_entropy_loss::<Tensor>(&targets.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
+        .reshape([b, t - 1]);
+    let counts = targets.ne(-100).sum_dim_intlist([1i64].as_slice(), false, logits.kind()); // [B]
+    if bool::try_from(counts.eq(0).any()).unwrap_or(true) {
+        return Err(ModelError::Invalid(
+            "an example has no target tokens (all labels −100 after the first position): its per-example loss is undefined; drop it"
+                .into(),
+        ));
+    }
+    Ok(nll.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>) / counts)
+}

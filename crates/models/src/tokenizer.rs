@@ -1,0 +1,146 @@
+//! Tokenizers from a Hugging Face model folder, through the `tokenizers` crate:
+//! `tokenizer.json` when present; else `vocab.json` + `merges.txt` (byte-level BPE: GPT-2, RoBERTa); else
+//! `vocab.txt` (WordPiece: BERT, lower-cased unless `tokenizer_config.json` says `do_lower_case: false`).
+//! The fallbacks rebuild the pipelines Hugging Face's slow-to-fast converters build (byte-level
+//! pre-tokenizer without a prefix space; RoBERTa's `<s> … </s>` and BERT's `[CLS] … [SEP]` templates).
+
+use std::path::{Path, PathBuf};
+
+use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::bpe::BPE;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::processors::roberta::RobertaProcessing;
+use tokenizers::{AddedToken, Tokenizer};
+
+use crate::ModelError;
+
+/// A tokenizer and the file(s) it came from.
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    source: PathBuf,
+}
+
+fn err(path: &Path, message: impl std::fmt::Display) -> ModelError {
+    ModelError::Tokenizer { path: path.to_path_buf(), message: message.to_string() }
+}
+
+impl TextTokenizer {
+    /// Loads the tokenizer of the model folder `dir` (`model_type` picks the special-token template of the
+    /// vocab/merges and vocab.txt fallbacks).
+    pub fn from_dir(dir: &Path, model_type: &str) -> Result<Self, ModelError> {
+        let json = dir.join("tokenizer.json");
+        if json.is_file() {
+            let inner = Tokenizer::from_file(&json)
+                .map_err(|e| err(&json, format!("the tokenizers library cannot read it: {e}")))?;
+            return Ok(Self { inner, source: json });
+        }
+        let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
+        if vocab.is_file() && merges.is_file() {
+            return Self::byte_level_bpe(&vocab, &merges, model_type);
+        }
+        let vocab_txt = dir.join("vocab.txt");
+        if vocab_txt.is_file() {
+            return Self::wordpiece(dir, &vocab_txt);
+        }
+        Err(err(
+            dir,
+            "no tokenizer files: expected tokenizer.json, or vocab.json + merges.txt (GPT-2/RoBERTa BPE), or vocab.txt (BERT WordPiece); copy them from the model's original folder",
+        ))
+    }
+
+    fn byte_level_bpe(vocab: &Path, merges: &Path, model_type: &str) -> Result<Self, ModelError> {
+        let bpe = BPE::from_file(&vocab.to_string_lossy(), &merges.to_string_lossy())
+            .build()
+            .map_err(|e| err(vocab, format!("cannot build a BPE model from vocab.json + merges.txt: {e}")))?;
+        let mut inner = Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        if model_type == "roberta" {
+            let id = |t: &str| {
+                inner.token_to_id(t).ok_or_else(|| err(vocab, format!("RoBERTa special token {t} is not in vocab.json")))
+            };
+            let (cls, sep) = (id("<s>")?, id("</s>")?);
+            let mut special: Vec<AddedToken> =
+                ["<s>", "<pad>", "</s>", "<unk>"].iter().map(|t| AddedToken::from(*t, true)).collect();
+            special.push(AddedToken::from("<mask>", true).lstrip(true));
+            inner.add_special_tokens(&special);
+            inner.with_post_processor(Some(RobertaProcessing::new(("</s>".into(), sep), ("<s>".into(), cls))));
+        } else {
+            inner.add_special_tokens(&[AddedToken::from("<|endoftext|>", true)]);
+        }
+        Ok(Self { inner, source: vocab.to_path_buf() })
+    }
+
+    fn wordpiece(dir: &Path, vocab: &Path) -> Result<Self, ModelError> {
+        let lowercase = std::fs::read_to_string(dir.join("tokenizer_config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v.get("do_lower_case").and_then(|b| b.as_bool()))
+            .unwrap_or(true);
+        let wp = WordPiece::from_file(&vocab.to_string_lossy())
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(|e| err(vocab, format!("cannot build a WordPiece model from vocab.txt: {e}")))?;
+        let mut inner = Tokenizer::new(wp);
+        inner.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
+        inner.with_pre_tokenizer(Some(BertPreTokenizer));
+        inner.with_decoder(Some(WordPieceDecoder::default()));
+        let id = |t: &str| inner.token_to_id(t).ok_or_else(|| err(vocab, format!("special token {t} is not in vocab.txt")));
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        let special: Vec<AddedToken> =
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|t| AddedToken::from(*t, true)).collect();
+        inner.add_special_tokens(&special);
+        inner.with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))));
+        Ok(Self { inner, source: vocab.to_path_buf() })
+    }
+
+    /// The file the tokenizer was read from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    /// Token ids of `text`; `special` adds the model's template (`<s> … </s>`, `[CLS] … [SEP]`).
+    pub fn encode(&self, text: &str, special: bool) -> Result<Vec<i64>, ModelError> {
+        let enc = self.inner.encode(text, special).map_err(|e| err(&self.source, format!("cannot encode {text:?}: {e}")))?;
+        Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
+    }
+
+    /// Token ids and token-type ids of a sentence pair with the template.
+    pub fn encode_pair(&self, first: &str, second: &str) -> Result<(Vec<i64>, Vec<i64>), ModelError> {
+        let enc = self
+            .inner
+            .encode((first, second), true)
+            .map_err(|e| err(&self.source, format!("cannot encode the pair ({first:?}, {second:?}): {e}")))?;
+        Ok((
+            enc.get_ids().iter().map(|&i| i64::from(i)).collect(),
+            enc.get_type_ids().iter().map(|&i| i64::from(i)).collect(),
+        ))
+    }
+
+    /// The text of `ids`; `skip_special` drops special tokens.
+    pub fn decode(&self, ids: &[i64], skip_special: bool) -> Result<String, ModelError> {
+        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        self.inner.decode(&ids, skip_special).map_err(|e| err(&self.source, format!("cannot decode: {e}")))
+    }
+
+    /// The id of a token, if the vocabulary has it.
+    pub fn token_to_id(&self, token: &str) -> Option<i64> {
+        self.inner.token_to_id(token).map(i64::from)
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> i64 {
+        self.inner.get_vocab_size(true) as i64
+    }
+
+    /// Adds a special token (the paper's `[PAD]` for GPT-2) and returns its id.
+    pub fn add_special_token(&mut self, token: &str) -> i64 {
+        self.inner.add_special_tokens(&[AddedToken::from(token, true)]);
+        self.token_to_id(token).expect("token just added")
+    }
+}
