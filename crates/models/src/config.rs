@@ -188,7 +188,9 @@ impl Activation {
             "relu" => Ok(Self::Relu),
             other => Err(ModelError::Config {
                 path: path.to_path_buf(),
-                message: format!("{key} = \"{other}\" is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, relu)"),
+                message: format!(
+                    "{key} = \"{other}\" is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, relu)"
+                ),
             }),
         }
     }
@@ -237,7 +239,8 @@ impl Gpt2Config {
                 message: format!("n_embd = {} is not a multiple of n_head = {}", self.n_embd, self.n_head),
             });
         }
-        for (k, v) in [("resid_pdrop", self.resid_pdrop), ("embd_pdrop", self.embd_pdrop), ("attn_pdrop", self.attn_pdrop)]
+        for (k, v) in
+            [("resid_pdrop", self.resid_pdrop), ("embd_pdrop", self.embd_pdrop), ("attn_pdrop", self.attn_pdrop)]
         {
             probability(path, k, v)?;
         }

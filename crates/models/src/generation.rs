@@ -61,7 +61,9 @@ impl GenerationConfig {
         if self.num_beams == 0 || self.max_new_tokens == 0 || self.batch_size == 0 {
             return Err(ModelError::Invalid("num_beams, max_new_tokens and batch_size must be at least 1".into()));
         }
-        if let Some(bad) = self.banned_token_ids.iter().chain(self.eos_token_id.iter()).find(|&&t| !(0..vocab).contains(&t)) {
+        if let Some(bad) =
+            self.banned_token_ids.iter().chain(self.eos_token_id.iter()).find(|&&t| !(0..vocab).contains(&t))
+        {
             return Err(ModelError::Invalid(format!("token id {bad} is outside the vocabulary (size {vocab})")));
         }
         if self.min_new_tokens > self.max_new_tokens {
@@ -76,15 +78,23 @@ impl GenerationConfig {
 
 /// Generates a continuation of every prompt (token ids, none empty); returns the new tokens of each, EOS
 /// included when it was generated.
-pub fn generate(model: &Gpt2LmHeadModel, prompts: &[Vec<i64>], config: &GenerationConfig) -> Result<Vec<Vec<i64>>, ModelError> {
+pub fn generate(
+    model: &Gpt2LmHeadModel,
+    prompts: &[Vec<i64>],
+    config: &GenerationConfig,
+) -> Result<Vec<Vec<i64>>, ModelError> {
     config.check(model.config.vocab_size)?;
     if let Some(i) = prompts.iter().position(Vec::is_empty) {
-        return Err(ModelError::Invalid(format!("prompt {} is empty: GPT-2 needs at least one token to continue", i + 1)));
+        return Err(ModelError::Invalid(format!(
+            "prompt {} is empty: GPT-2 needs at least one token to continue",
+            i + 1
+        )));
     }
     let _guard = tch::no_grad_guard();
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(config.batch_size) {
-        let batch = if config.num_beams == 1 { greedy(model, chunk, config)? } else { beam_search(model, chunk, config)? };
+        let batch =
+            if config.num_beams == 1 { greedy(model, chunk, config)? } else { beam_search(model, chunk, config)? };
         out.extend(batch);
     }
     Ok(out)
@@ -103,7 +113,11 @@ fn left_pad(prompts: &[Vec<i64>], repeat: usize, pad: i64, device: tch::Device) 
     }
     let rows = (prompts.len() * repeat) as i64;
     let shape = [rows, len as i64];
-    (Tensor::from_slice(&ids).reshape(shape).to(device), Tensor::from_slice(&mask).reshape(shape).to(device), len as i64)
+    (
+        Tensor::from_slice(&ids).reshape(shape).to(device),
+        Tensor::from_slice(&mask).reshape(shape).to(device),
+        len as i64,
+    )
 }
 
 /// Position ids of left-padded rows, as Hugging Face computes them from the mask: cumsum(mask) − 1, and 1
@@ -127,7 +141,11 @@ fn process(scores: Tensor, generated: usize, config: &GenerationConfig) -> Tenso
     scores.index_fill(1, &index, f64::NEG_INFINITY)
 }
 
-fn greedy(model: &Gpt2LmHeadModel, prompts: &[Vec<i64>], config: &GenerationConfig) -> Result<Vec<Vec<i64>>, ModelError> {
+fn greedy(
+    model: &Gpt2LmHeadModel,
+    prompts: &[Vec<i64>],
+    config: &GenerationConfig,
+) -> Result<Vec<Vec<i64>>, ModelError> {
     let device = model.wte.weight.device();
     let pad = config.eos_token_id.unwrap_or(0);
     let (ids, mut mask, _) = left_pad(prompts, 1, pad, device);
@@ -180,7 +198,11 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     idx
 }
 
-fn beam_search(model: &Gpt2LmHeadModel, prompts: &[Vec<i64>], config: &GenerationConfig) -> Result<Vec<Vec<i64>>, ModelError> {
+fn beam_search(
+    model: &Gpt2LmHeadModel,
+    prompts: &[Vec<i64>],
+    config: &GenerationConfig,
+) -> Result<Vec<Vec<i64>>, ModelError> {
     let device = model.wte.weight.device();
     let k = config.num_beams;
     let keep = 2 * k; // Hugging Face: max(2, 1 + number of EOS ids) · k, with one EOS id
@@ -195,7 +217,9 @@ fn beam_search(model: &Gpt2LmHeadModel, prompts: &[Vec<i64>], config: &Generatio
     // Running beams per prompt (beam 0 starts alone: the others at −1e9), finished slots per prompt.
     let mut running: Vec<Vec<Hypothesis>> = (0..b)
         .map(|_| {
-            (0..k).map(|j| Hypothesis { tokens: Vec::new(), score: if j == 0 { 0.0 } else { -1e9 }, finished: false }).collect()
+            (0..k)
+                .map(|j| Hypothesis { tokens: Vec::new(), score: if j == 0 { 0.0 } else { -1e9 }, finished: false })
+                .collect()
         })
         .collect();
     let mut finished: Vec<Vec<Hypothesis>> =
@@ -229,7 +253,8 @@ fn beam_search(model: &Gpt2LmHeadModel, prompts: &[Vec<i64>], config: &Generatio
                 t
             };
             // Next running beams: the k best continuations, finished ones pushed down.
-            let run_vals: Vec<f32> = cands.iter().zip(&hits).map(|(&(s, _, _), &h)| if h { s + -1e9 } else { s }).collect();
+            let run_vals: Vec<f32> =
+                cands.iter().zip(&hits).map(|(&(s, _, _), &h)| if h { s + -1e9 } else { s }).collect();
             let next_running: Vec<Hypothesis> = top_k(&run_vals, k)
                 .into_iter()
                 .map(|j| {

@@ -108,7 +108,11 @@ impl Gpt2LmHeadModel {
     /// Builds the model from `weights` (a checkpoint or a random initialisation). `lm_head.weight` is read
     /// when the config unties it (`tie_word_embeddings: false`) and the checkpoint has it; a tied model
     /// shares `wte`. Returns the model and the names of ignored checkpoint tensors.
-    pub fn build(config: Gpt2Config, mut w: Weights, config_path: &std::path::Path) -> Result<(Self, Vec<String>), ModelError> {
+    pub fn build(
+        config: Gpt2Config,
+        mut w: Weights,
+        config_path: &std::path::Path,
+    ) -> Result<(Self, Vec<String>), ModelError> {
         let activation = config.check(config_path)?;
         let (d, v, std) = (config.n_embd, config.vocab_size, config.initializer_range);
         let eps = config.layer_norm_epsilon;
@@ -145,7 +149,8 @@ impl Gpt2LmHeadModel {
             // A base-model checkpoint (no head) with an untied config: the head starts as a copy of wte.
             wte.weight.detach().copy().set_requires_grad(true)
         };
-        let lm_head = Linear { name: "lm_head".into(), weight: lm_head_weight, bias: None, layout: WeightLayout::OutIn };
+        let lm_head =
+            Linear { name: "lm_head".into(), weight: lm_head_weight, bias: None, layout: WeightLayout::OutIn };
         let (ignored, _) = w.finish(gpt2_ignorable)?;
         Ok((Self { config, activation, wte, wpe, h, ln_f, lm_head, tied }, ignored))
     }
@@ -250,7 +255,8 @@ impl Gpt2LmHeadModel {
         for (i, block) in self.h.iter().enumerate() {
             let hidden = block.ln_1.forward(&x, tape);
             let qkv = block.c_attn.forward(&hidden, tape).split(self.config.n_embd, -1); // 3 × [B, T, d]
-            let (q, mut k, mut v) = (split_heads(&qkv[0], heads), split_heads(&qkv[1], heads), split_heads(&qkv[2], heads));
+            let (q, mut k, mut v) =
+                (split_heads(&qkv[0], heads), split_heads(&qkv[1], heads), split_heads(&qkv[2], heads));
             if let Some(c) = cache.as_deref_mut() {
                 if let Some((pk, pv)) = c.layers.get(i) {
                     k = Tensor::cat(&[pk, &k], 2);
@@ -290,7 +296,10 @@ fn attention_mask_for(key_mask: Option<&Tensor>, tq: i64, tk: i64, past: i64, de
 pub fn causal_lm_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor, ModelError> {
     let (b, t, v) = logits.size3().map_err(|_| ModelError::Invalid("logits must be [B, T, V]".into()))?;
     if labels.size() != [b, t] {
-        return Err(ModelError::Invalid(format!("labels of shape {:?} do not match logits [{b}, {t}, {v}]", labels.size())));
+        return Err(ModelError::Invalid(format!(
+            "labels of shape {:?} do not match logits [{b}, {t}, {v}]",
+            labels.size()
+        )));
     }
     let shift_logits = logits.narrow(1, 0, t - 1).reshape([-1, v]); // [B·(T−1), V]
     let targets = labels.narrow(1, 1, t - 1); // [B, T−1]

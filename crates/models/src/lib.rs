@@ -5,10 +5,12 @@
 //! - [`gpt2`]: the causal LM with tied or untied head and the paper's `[PAD]` token; [`bert`]: BERT and
 //!   RoBERTa encoders with masked-LM and classification heads; [`attention`]: shared attention.
 //! - [`generation`]: greedy and beam search with a key/value cache; [`tokenizer`]: tokenizers.
+//! - [`clip_check`]: the engine against a per-example loop on a causal LM.
 //! - [`data`]: the data directory and its catalogue.
 
 pub mod attention;
 pub mod bert;
+pub mod clip_check;
 pub mod config;
 pub mod data;
 pub mod error;

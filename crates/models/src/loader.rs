@@ -101,7 +101,12 @@ fn base_prefix(config: &ModelConfig) -> &'static str {
 
 fn warn_loaded(dir: &Path, ignored: &[String], initialised: &[String]) {
     if !ignored.is_empty() {
-        log::info!("{}: ignored {} tensors this model does not use: {}", dir.display(), ignored.len(), ignored.join(", "));
+        log::info!(
+            "{}: ignored {} tensors this model does not use: {}",
+            dir.display(),
+            ignored.len(),
+            ignored.join(", ")
+        );
     }
     if !initialised.is_empty() {
         log::warn!(
@@ -138,7 +143,11 @@ pub fn load_gpt2(dir: &Path, opts: &LoadOptions) -> Result<(Gpt2LmHeadModel, Tex
 }
 
 /// A BERT/RoBERTa encoder with `head` and its tokenizer from the folder `dir`.
-pub fn load_encoder(dir: &Path, head: HeadKind, opts: &LoadOptions) -> Result<(EncoderModel, TextTokenizer), ModelError> {
+pub fn load_encoder(
+    dir: &Path,
+    head: HeadKind,
+    opts: &LoadOptions,
+) -> Result<(EncoderModel, TextTokenizer), ModelError> {
     let path = config_path(dir)?;
     let config = ModelConfig::from_file(&path)?;
     let ModelConfig::Bert(c) = &config else {

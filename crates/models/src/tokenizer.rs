@@ -35,8 +35,12 @@ impl TextTokenizer {
     pub fn from_dir(dir: &Path, model_type: &str) -> Result<Self, ModelError> {
         let json = dir.join("tokenizer.json");
         if json.is_file() {
-            let inner = Tokenizer::from_file(&json)
+            let mut inner = Tokenizer::from_file(&json)
                 .map_err(|e| err(&json, format!("the tokenizers library cannot read it: {e}")))?;
+            // Padding and truncation are the caller's business (batches pad explicitly; over-long
+            // examples are reported, not silently cut).
+            inner.with_padding(None);
+            inner.with_truncation(None).map_err(|e| err(&json, e))?;
             return Ok(Self { inner, source: json });
         }
         let (vocab, merges) = (dir.join("vocab.json"), dir.join("merges.txt"));
@@ -62,7 +66,9 @@ impl TextTokenizer {
         inner.with_decoder(Some(ByteLevelDecoder::default()));
         if model_type == "roberta" {
             let id = |t: &str| {
-                inner.token_to_id(t).ok_or_else(|| err(vocab, format!("RoBERTa special token {t} is not in vocab.json")))
+                inner
+                    .token_to_id(t)
+                    .ok_or_else(|| err(vocab, format!("RoBERTa special token {t} is not in vocab.json")))
             };
             let (cls, sep) = (id("<s>")?, id("</s>")?);
             let mut special: Vec<AddedToken> =
@@ -90,7 +96,8 @@ impl TextTokenizer {
         inner.with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)));
         inner.with_pre_tokenizer(Some(BertPreTokenizer));
         inner.with_decoder(Some(WordPieceDecoder::default()));
-        let id = |t: &str| inner.token_to_id(t).ok_or_else(|| err(vocab, format!("special token {t} is not in vocab.txt")));
+        let id =
+            |t: &str| inner.token_to_id(t).ok_or_else(|| err(vocab, format!("special token {t} is not in vocab.txt")));
         let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
         let special: Vec<AddedToken> =
             ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"].iter().map(|t| AddedToken::from(*t, true)).collect();
@@ -106,7 +113,8 @@ impl TextTokenizer {
 
     /// Token ids of `text`; `special` adds the model's template (`<s> … </s>`, `[CLS] … [SEP]`).
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<i64>, ModelError> {
-        let enc = self.inner.encode(text, special).map_err(|e| err(&self.source, format!("cannot encode {text:?}: {e}")))?;
+        let enc =
+            self.inner.encode(text, special).map_err(|e| err(&self.source, format!("cannot encode {text:?}: {e}")))?;
         Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 

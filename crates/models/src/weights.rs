@@ -45,7 +45,12 @@ impl Weights {
     /// Tensors are converted to `kind` on `device`.
     /// Several files (the shards of `model.safetensors.index.json`) are read into one name space; `path`
     /// names the first in errors.
-    pub fn from_safetensors(paths: &[PathBuf], base_prefix: &str, kind: Kind, device: Device) -> Result<Self, ModelError> {
+    pub fn from_safetensors(
+        paths: &[PathBuf],
+        base_prefix: &str,
+        kind: Kind,
+        device: Device,
+    ) -> Result<Self, ModelError> {
         let mut tensors: HashMap<String, Tensor> = HashMap::new();
         for path in paths {
             let list = Tensor::read_safetensors(path).map_err(|e| ModelError::BadWeights {
@@ -66,7 +71,13 @@ impl Weights {
         Self::new(PathBuf::from("<random initialisation>"), None, format!("{base_prefix}."), kind, device)
     }
 
-    fn new(path: PathBuf, tensors: Option<HashMap<String, Tensor>>, prefix: String, kind: Kind, device: Device) -> Self {
+    fn new(
+        path: PathBuf,
+        tensors: Option<HashMap<String, Tensor>>,
+        prefix: String,
+        kind: Kind,
+        device: Device,
+    ) -> Self {
         Self {
             path,
             tensors,
@@ -189,12 +200,7 @@ impl Weights {
         if self.missing.is_empty() && self.misshaped.is_empty() && unexpected.is_empty() {
             Ok((ignored, self.initialised))
         } else {
-            Err(ModelError::Tensors {
-                path: self.path,
-                missing: self.missing,
-                unexpected,
-                misshaped: self.misshaped,
-            })
+            Err(ModelError::Tensors { path: self.path, missing: self.missing, unexpected, misshaped: self.misshaped })
         }
     }
 }

@@ -44,7 +44,9 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
         config.eos_token_id
     );
     let bar = ProgressBar::new(ids.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} prompts  {per_sec}  eta {eta}").expect("template"));
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} prompts  {per_sec}  eta {eta}").expect("template"),
+    );
     let mut lines = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(config.batch_size) {
         for new in generate(&model, chunk, &config).map_err(input_error)? {

@@ -46,9 +46,15 @@ pub fn run(global: &GlobalArgs, args: &ScoreArgs) -> Result<()> {
         return Ok(());
     }
     for s in &out {
-        println!("{:?}: {} tokens, nll {:.6} (mean {:.6} per predicted token)", s.text, s.tokens.len(), s.nll,
-            if s.logprobs.is_empty() { 0.0 } else { s.nll / s.logprobs.len() as f64 });
-        for (i, (&id, lp)) in s.tokens.iter().zip(std::iter::once(None).chain(s.logprobs.iter().map(Some))).enumerate() {
+        println!(
+            "{:?}: {} tokens, nll {:.6} (mean {:.6} per predicted token)",
+            s.text,
+            s.tokens.len(),
+            s.nll,
+            if s.logprobs.is_empty() { 0.0 } else { s.nll / s.logprobs.len() as f64 }
+        );
+        for (i, (&id, lp)) in s.tokens.iter().zip(std::iter::once(None).chain(s.logprobs.iter().map(Some))).enumerate()
+        {
             let piece = tokenizer.decode(&[id], false).unwrap_or_default();
             match lp {
                 Some(lp) => println!("  {i:>4}  {id:>6}  {piece:<16?} {lp:>12.6}"),

