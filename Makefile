@@ -14,7 +14,7 @@ ifeq ($(strip $(DPFT_DATA_DIR)),)
 endif
 PY := $(DPFT_VENV)/bin/python
 
-.PHONY: help setup build test test-rust test-python lint data reproduce-table2 bench-accounting clean
+.PHONY: help setup build test test-rust test-python lint data reproduce-table2 bench-accounting bench-models clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ reproduce-table2: setup ## The main job: Table 2 of the paper (mini profile on C
 
 bench-accounting: setup ## Time the accountants next to dp-accounting, prv-accountant and opacus
 	$(PY) python/bench/bench_accounting.py
+
+bench-models: setup ## Time a GPT-2 training step next to transformers (PyTorch eager); writes results/bench/model_step.*
+	$(PY) python/bench/bench_model_step.py
 
 clean: ## Remove build outputs (keeps the Python environment and data)
 	cargo clean

@@ -35,7 +35,8 @@ fn score_matches_transformers_log_probabilities() {
     let dir = root.join("gpt2-tied");
     let r = common::read(&dir.join("reference.safetensors"));
     let text = "The cat sat on the mat."; // SENTENCES[0] of tiny_models.py, the reference's first row
-    let out = dpft(&["--device", "cpu", "score", "--model", dir.to_str().unwrap(), "--text", text, "--text", "Hi", "--json"]);
+    let out =
+        dpft(&["--device", "cpu", "score", "--model", dir.to_str().unwrap(), "--text", text, "--text", "Hi", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let first = &json[0];
@@ -59,7 +60,8 @@ fn score_matches_transformers_log_probabilities() {
 fn generate_writes_transformers_continuations() {
     let Some(root) = common::tiny_models() else { return };
     let dir = root.join("gpt2-untied");
-    let records: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
+    let records: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
     let beam5 = records.as_array().unwrap().iter().find(|r| r["name"] == "beam5").expect("beam5 record");
     let (_, tokenizer) = models::load_gpt2(&dir, &LoadOptions { device: Device::Cpu, kind: Kind::Float }).unwrap();
     let prompts: Vec<String> = beam5["prompts"]
@@ -76,9 +78,23 @@ fn generate_writes_transformers_continuations() {
     let out_file = tmp("generate-out.txt");
     let _ = std::fs::remove_file(&out_file);
     let out = dpft(&[
-        "--device", "cpu", "generate", "--model", dir.to_str().unwrap(), "--input", input.to_str().unwrap(),
-        "--num-beams", "5", "--max-new-tokens", "12", "--min-length", "0", "--batch-size", "2",
-        "--out", out_file.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "generate",
+        "--model",
+        dir.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--num-beams",
+        "5",
+        "--max-new-tokens",
+        "12",
+        "--min-length",
+        "0",
+        "--batch-size",
+        "2",
+        "--out",
+        out_file.to_str().unwrap(),
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let lines: Vec<String> = std::fs::read_to_string(&out_file).unwrap().lines().map(String::from).collect();
@@ -112,8 +128,22 @@ fn clip_check_passes_and_its_dump_equals_opacus() {
     let c = r["max_grad_norm"].double_value(&[0]).to_string();
     for mode in ["bk", "ghost", "naive"] {
         let out = dpft(&[
-            "--device", "cpu", "clip-check", "--model", dir.to_str().unwrap(), "--data", data.to_str().unwrap(),
-            "--max-grad-norm", &c, "--mode", mode, "--dtype", "f64", "--json", "--dump", dump.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "clip-check",
+            "--model",
+            dir.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--max-grad-norm",
+            &c,
+            "--mode",
+            mode,
+            "--dtype",
+            "f64",
+            "--json",
+            "--dump",
+            dump.to_str().unwrap(),
         ]);
         assert!(out.status.success(), "{mode}: {}", stderr(&out));
         let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -131,7 +161,17 @@ fn clip_check_passes_and_its_dump_equals_opacus() {
         }
     }
     // f32 passes its own tolerance.
-    let out = dpft(&["--device", "cpu", "clip-check", "--model", dir.to_str().unwrap(), "--data", data.to_str().unwrap(), "--dtype", "f32"]);
+    let out = dpft(&[
+        "--device",
+        "cpu",
+        "clip-check",
+        "--model",
+        dir.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--dtype",
+        "f32",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("PASSED"));
 }
@@ -150,7 +190,10 @@ fn bad_input_exits_2_and_names_the_problem() {
         (vec!["generate", "--model", gpt2, "--input", "/nonexistent/prompts.txt"], "cannot read the prompt file"),
         (vec!["score", "--model", bert.to_str().unwrap(), "--text", "x"], "not a causal language model"),
         (vec!["score", "--model", gpt2, "--text", "x", "--dtype", "bf16"], "CUDA only"),
-        (vec!["clip-check", "--model", gpt2, "--data", prompts.to_str().unwrap(), "--max-grad-norm", "0"], "--max-grad-norm 0 must be a positive"),
+        (
+            vec!["clip-check", "--model", gpt2, "--data", prompts.to_str().unwrap(), "--max-grad-norm", "0"],
+            "--max-grad-norm 0 must be a positive",
+        ),
     ];
     for (args, expect) in cases {
         let mut full = vec!["--device", "cpu"];
@@ -162,7 +205,17 @@ fn bad_input_exits_2_and_names_the_problem() {
     // An existing --out file is kept when generation fails.
     let keep = tmp("kept.txt");
     std::fs::write(&keep, "old results\n").unwrap();
-    let out = dpft(&["--device", "cpu", "generate", "--model", gpt2, "--input", prompts.to_str().unwrap(), "--out", keep.to_str().unwrap()]);
+    let out = dpft(&[
+        "--device",
+        "cpu",
+        "generate",
+        "--model",
+        gpt2,
+        "--input",
+        prompts.to_str().unwrap(),
+        "--out",
+        keep.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "old results\n");
 }
@@ -172,7 +225,8 @@ fn bad_input_exits_2_and_names_the_problem() {
 fn encoders_load_through_the_public_api() {
     let Some(root) = common::tiny_models() else { return };
     let opts = LoadOptions { device: Device::Cpu, kind: Kind::Float };
-    let (model, tok) = models::load_encoder(&root.join("roberta-cls"), HeadKind::SequenceClassification, &opts).unwrap();
+    let (model, tok) =
+        models::load_encoder(&root.join("roberta-cls"), HeadKind::SequenceClassification, &opts).unwrap();
     let ids = Tensor::from_slice(&tok.encode("fine", true).unwrap()).unsqueeze(0);
     let logits = tch::no_grad(|| {
         let tape = &mut dp_core::engine::Tape::off();

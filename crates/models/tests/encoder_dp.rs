@@ -85,7 +85,8 @@ fn check(name: &str, head: HeadKind, prompt: bool) {
     for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
         let mut tape = Tape::on();
         let l = losses(&model, &tok, &rows, &labels, &mut tape);
-        let clipper = Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: NormMethod::Auto, style: ClipStyle::Flat };
+        let clipper =
+            Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: NormMethod::Auto, style: ClipStyle::Flat };
         let out = clipper.clip(&l, &tape, &trainable).unwrap();
         let norms: Vec<f64> = Vec::try_from(&out.norms).unwrap();
         for (g, w) in norms.iter().zip(&want_norms) {

@@ -39,20 +39,21 @@ impl DpLayer for LayerNorm {
 impl LayerNorm {
     /// Normalises the last dim of `x`, recording x̂ on the tape when it is on.
     pub fn forward(&self, x: &Tensor, tape: &mut Tape) -> Tensor {
-        let mean = x.mean_dim([-1i64].as_slice(), true, None::<Kind>);
-        let centred = x - &mean;
-        let var = centred.square().mean_dim([-1i64].as_slice(), true, None::<Kind>);
-        let normalized = centred / (var + self.eps).sqrt();
-        let y = &normalized * &self.weight + &self.bias;
-        if tape.is_on() {
-            tape.record(Box::new(LayerNormRecord {
-                name: self.name.clone(),
-                normalized: as_btn(&normalized.detach()),
-                output: y.shallow_clone(),
-                weight: self.weight.shallow_clone(),
-                bias: self.bias.shallow_clone(),
-            }));
+        let d = self.weight.size();
+        if !tape.is_on() {
+            // libtorch's fused kernel, as torch.nn.LayerNorm.
+            return x.layer_norm(&d, Some(&self.weight), Some(&self.bias), self.eps, false);
         }
+        // The fused kernel without the affine part gives x̂, which the record needs.
+        let (normalized, _, _) = Tensor::native_layer_norm(x, &d, None::<&Tensor>, None::<&Tensor>, self.eps);
+        let y = &normalized * &self.weight + &self.bias;
+        tape.record(Box::new(LayerNormRecord {
+            name: self.name.clone(),
+            normalized: as_btn(&normalized.detach()),
+            output: y.shallow_clone(),
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.shallow_clone(),
+        }));
         y
     }
 }
