@@ -46,8 +46,9 @@ pub fn attention_mask(
     Some(allowed.logical_or(&empty.logical_and(&own)))
 }
 
-/// softmax(q kᵀ · scale + mask) v with dropout on the probabilities in training. q: `[B, H, Tq, h]`,
-/// k, v: `[B, H, Tk, h]`, mask from [`attention_mask`] (`causal` = the plain causal mask, Tq = Tk).
+/// softmax(q kᵀ · scale + mask) v with dropout probability `dropout` on the attention probabilities (0 in
+/// evaluation). q: `[B, H, Tq, h]`, k, v: `[B, H, Tk, h]`, mask from [`attention_mask`]; `causal` with no
+/// mask is the plain causal mask (Tq = Tk).
 pub fn attend(
     q: &Tensor,
     k: &Tensor,
@@ -56,8 +57,6 @@ pub fn attend(
     causal: bool,
     scale: f64,
     dropout: f64,
-    train: bool,
 ) -> Tensor {
-    let p = if train { dropout } else { 0.0 };
-    Tensor::scaled_dot_product_attention(q, k, v, mask, p, causal && mask.is_none(), Some(scale), false)
+    Tensor::scaled_dot_product_attention(q, k, v, mask, dropout, causal && mask.is_none(), Some(scale), false)
 }

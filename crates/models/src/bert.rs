@@ -347,11 +347,12 @@ impl EncoderModel {
             .and_then(|m| build_mask(Some(m), t, t, None, input_ids.device()));
         let heads = self.config.num_attention_heads;
         let scale = 1.0 / ((self.config.hidden_size / heads) as f64).sqrt();
+        let p_attn = if train { self.config.attention_probs_dropout_prob } else { 0.0 };
         for l in &self.layers {
             let q = split_heads(&l.query.forward(&x, tape), heads);
             let k = split_heads(&l.key.forward(&x, tape), heads);
             let v = split_heads(&l.value.forward(&x, tape), heads);
-            let ctx = attend(&q, &k, &v, mask.as_ref(), false, scale, self.config.attention_probs_dropout_prob, train);
+            let ctx = attend(&q, &k, &v, mask.as_ref(), false, scale, p_attn);
             let attn = l.attention_output_dense.forward(&merge_heads(&ctx), tape).dropout(p_hidden, train);
             x = l.attention_output_layer_norm.forward(&(attn + &x), tape);
             let inner = self.activation.apply(&l.intermediate_dense.forward(&x, tape));

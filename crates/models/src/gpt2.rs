@@ -268,12 +268,14 @@ impl Gpt2LmHeadModel {
                     c.layers.push((k.shallow_clone(), v.shallow_clone()));
                 }
             }
-            let ctx = attend(&q, &k, &v, mask.as_ref(), true, scale, self.config.attn_pdrop, train); // [B, H, T, h]
+            let p_attn = if train { self.config.attn_pdrop } else { 0.0 };
+            let ctx = attend(&q, &k, &v, mask.as_ref(), true, scale, p_attn); // [B, H, T, h]
             let attn = block.attn_c_proj.forward(&merge_heads(&ctx), tape).dropout(self.config.resid_pdrop, train);
-            x = x + attn;
+            // Not `+=`: x is saved by ln_1 for the backward pass; an in-place add would corrupt it.
+            x = &x + attn;
             let hidden = block.ln_2.forward(&x, tape);
             let inner = self.activation.apply(&block.c_fc.forward(&hidden, tape));
-            x = x + block.mlp_c_proj.forward(&inner, tape).dropout(self.config.resid_pdrop, train);
+            x = &x + block.mlp_c_proj.forward(&inner, tape).dropout(self.config.resid_pdrop, train);
         }
         let x = self.ln_f.forward(&x, tape);
         Ok(self.lm_head.forward(&x, tape))

@@ -169,9 +169,9 @@ pub fn load_encoder(
 #[derive(Debug)]
 pub enum AnyModel {
     /// GPT-2.
-    Gpt2(Gpt2LmHeadModel),
+    Gpt2(Box<Gpt2LmHeadModel>),
     /// BERT/RoBERTa.
-    Encoder(EncoderModel),
+    Encoder(Box<EncoderModel>),
 }
 
 /// A randomly initialised model from a config file (`seed` seeds libtorch's generator), for benchmarks
@@ -182,7 +182,7 @@ pub fn from_config(path: &Path, head: HeadKind, opts: &LoadOptions, seed: i64) -
     tch::manual_seed(seed);
     let weights = Weights::random(base_prefix(&config), opts.kind, opts.device);
     Ok(match config {
-        ModelConfig::Gpt2(c) => AnyModel::Gpt2(Gpt2LmHeadModel::build(c, weights, path)?.0),
-        ModelConfig::Bert(c) => AnyModel::Encoder(EncoderModel::build(c, weights, head, path)?.0),
+        ModelConfig::Gpt2(c) => AnyModel::Gpt2(Box::new(Gpt2LmHeadModel::build(c, weights, path)?.0)),
+        ModelConfig::Bert(c) => AnyModel::Encoder(Box::new(EncoderModel::build(c, weights, head, path)?.0)),
     })
 }
