@@ -41,6 +41,8 @@ prompt at a time, no padding, pad_token_id = eos_token_id), prompts encoded with
                           first 4 steps, chosen so that dropping min_new_tokens changes an output (checked, as
                           is that dropping suppress_tokens changes one)
   beam5_eos               as beam5, eos = a token of beam5's outputs that makes a search stop early with it
+  beam4_lp0.5_eos         num_beams 4, length_penalty 0.5, beam5_eos's EOS
+  beam3_lp2_eos           num_beams 3, length_penalty 2.0, beam5_eos's EOS
 Outputs are the new ids only, exactly as transformers returns them (a trailing EOS is kept; a single sequence
 is never padded). Beam records carry HF's `sequences_scores` (f32 sum of the processed log-probs of the
 generated tokens, EOS included, / generated_length ** length_penalty); greedy records `min_top2_logit_gap`, the
@@ -281,13 +283,14 @@ def generate_one(model, prompt, **kw):
     return seq, (top2[:, 0] - top2[:, 1]).min().item()
 
 
-def generate_record(model, prompts, name, num_beams, max_new_tokens, min_new_tokens=0, suppress=None, eos=GPT2_EOS):
+def generate_record(model, prompts, name, num_beams, max_new_tokens, min_new_tokens=0, suppress=None, eos=GPT2_EOS,
+                    length_penalty=1.0):
     kw = dict(
         num_beams=num_beams, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
         suppress_tokens=suppress, eos_token_id=eos, pad_token_id=eos,
     )  # fmt: skip
     if num_beams > 1:
-        kw.update(length_penalty=1.0, early_stopping=False)
+        kw.update(length_penalty=length_penalty, early_stopping=False)
     outs, scores = [], []
     for p in prompts:
         seq, score = generate_one(model, p, **kw)
@@ -299,7 +302,7 @@ def generate_record(model, prompts, name, num_beams, max_new_tokens, min_new_tok
         "pad_token_id": eos, "do_sample": False, "prompts": prompts, "outputs": outs,
     }  # fmt: skip
     if num_beams > 1:
-        rec.update(length_penalty=1.0, early_stopping=False, sequences_scores=scores)
+        rec.update(length_penalty=length_penalty, early_stopping=False, sequences_scores=scores)
     else:
         rec["min_top2_logit_gap"] = min(scores)
     return rec
@@ -353,7 +356,13 @@ def gpt2_generate(folder, model, tok):
     for o in constrained["outputs"]:
         assert not set(o) & set(suppress) and len(o) >= 4 and c not in o[:4]
 
-    records = [greedy, beam, constrained, eos_rec]
+    # (e) other beam counts and length penalties, with (d)'s EOS so that hypotheses of different lengths
+    # compete: 4 beams at length_penalty 0.5, 3 beams at 2.0.
+    e = eos_rec["eos_token_id"]
+    lp_short = generate_record(model, prompts, "beam4_lp0.5_eos", 4, 12, eos=e, length_penalty=0.5)
+    lp_long = generate_record(model, prompts, "beam3_lp2_eos", 3, 12, eos=e, length_penalty=2.0)
+
+    records = [greedy, beam, constrained, eos_rec, lp_short, lp_long]
     (folder / "generate.json").write_text(json.dumps(records, indent=1) + "\n")
     return records
 

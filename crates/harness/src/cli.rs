@@ -286,8 +286,9 @@ pub struct GenerateArgs {
     /// Most tokens generated per prompt.
     #[arg(long, default_value_t = 100)]
     pub max_new_tokens: usize,
-    /// Fewest tokens generated before the end-of-sequence token is allowed (transformers' min_new_tokens).
-    #[arg(long, default_value_t = 5)]
+    /// Fewest tokens generated before the end-of-sequence token is allowed; counts generated tokens only
+    /// (transformers' min_new_tokens, not its min_length, which counts the prompt too).
+    #[arg(long, visible_alias = "min-new-tokens", default_value_t = 5)]
     pub min_length: usize,
     /// A token id never to generate (repeat for several).
     #[arg(long = "ban", value_name = "ID")]
@@ -323,8 +324,10 @@ pub enum ModeArg {
                         example alone, takes its full gradient by autograd, clips it to C and sums. Relative \
                         differences: norms per example; gradients per tensor, against the larger of the tensor's \
                         norm and a floor (1e-6 of the whole clipped sum's norm in f64, 1e-3 in f32: tensors whose \
-                        exact gradient is zero, such as the attention key bias, are round-off). Tolerance: 1e-9 (f64), \
-                        1e-4 (f32). Exit status 1 when a difference exceeds it.")]
+                        exact gradient is zero, such as the key part of the attention bias, are round-off). Tolerance: 1e-9 (f64), \
+                        1e-3 (f32: sums over long texts round off near 1e-6 of their size; a bypassed \
+                        parameter shows as differences of 1e-2 and more). Exit status 1 when a difference exceeds it. \
+                        All texts form one batch: keep the file to a few dozen lines.")]
 pub struct ClipCheckArgs {
     /// A GPT-2 model folder.
     #[arg(long, value_name = "DIR")]

@@ -202,21 +202,26 @@ fn bad_input_exits_2_and_names_the_problem() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(expect), "{args:?}: expected {expect:?} in {}", stderr(&out));
     }
-    // An existing --out file is kept when generation fails.
+    // An existing --out file is kept when generation fails after the model is loaded (here: 100 new tokens
+    // do not fit the tiny model's 64 positions).
+    let fine = tmp("fine-prompts.txt");
+    std::fs::write(&fine, "The weather today is\n").unwrap();
     let keep = tmp("kept.txt");
     std::fs::write(&keep, "old results\n").unwrap();
-    let out = dpft(&[
+    let args = [
         "--device",
         "cpu",
         "generate",
         "--model",
         gpt2,
         "--input",
-        prompts.to_str().unwrap(),
+        fine.to_str().unwrap(),
         "--out",
         keep.to_str().unwrap(),
-    ]);
-    assert_eq!(out.status.code(), Some(2));
+    ];
+    let out = dpft(&args);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("fine-prompts.txt:1: the prompt has 4 tokens"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(&keep).unwrap(), "old results\n");
 }
 
@@ -230,7 +235,7 @@ fn encoders_load_through_the_public_api() {
     let ids = Tensor::from_slice(&tok.encode("fine", true).unwrap()).unsqueeze(0);
     let logits = tch::no_grad(|| {
         let tape = &mut dp_core::engine::Tape::off();
-        let h = model.encode(&ids, None, None, false, tape).unwrap();
+        let h = model.encode(models::Inputs::ids(&ids), false, tape).unwrap();
         model.classification_logits(&h, false, tape).unwrap()
     });
     assert_eq!(logits.size(), [1, 3]);

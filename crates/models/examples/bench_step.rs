@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use dp_core::engine::Tape;
-use models::{causal_lm_losses, from_config, AnyModel, HeadKind, LoadOptions};
+use models::{causal_lm_losses, from_config, AnyModel, HeadKind, Inputs, LoadOptions};
 use tch::{Device, Kind, Tensor};
 
 fn main() {
@@ -35,7 +35,7 @@ fn main() {
                 let _ = g.zero_();
             }
         }
-        let logits = model.forward(&ids, None, None, None, true, &mut Tape::off()).unwrap();
+        let logits = model.forward(Inputs::ids(&ids), None, true, &mut Tape::off()).unwrap();
         let loss = causal_lm_losses(&logits, &ids).unwrap().mean(Kind::Float);
         loss.backward();
         let elapsed = start.elapsed().as_secs_f64();

@@ -16,6 +16,7 @@ use tch::{Kind, Tensor};
 
 use crate::attention::{attend, attention_mask as build_mask, merge_heads, split_heads};
 use crate::config::{Activation, BertConfig};
+use crate::inputs::Inputs;
 use crate::weights::{Init, Weights};
 use crate::ModelError;
 
@@ -221,14 +222,11 @@ impl EncoderModel {
         };
         // A decoder weight saved separately must equal the embedding it is tied to.
         if let EncoderHead::MaskedLm { decoder, .. } = &head {
-            if let Some(saved) = w.raw(&format!("{}.weight", decoder.name)) {
-                let same = saved.size() == word_embeddings.weight.size()
-                    && saved.to_kind(Kind::Double).allclose(
-                        &word_embeddings.weight.detach().to_kind(Kind::Double).to_device(saved.device()),
-                        0.0,
-                        0.0,
-                        false,
-                    );
+            let embedding_name = format!("{}embeddings.word_embeddings.weight", w.prefix());
+            if let (Some(saved), Some(embedding)) = (w.raw(&format!("{}.weight", decoder.name)), w.raw(&embedding_name))
+            {
+                // Compared as stored, before any dtype conversion.
+                let same = saved.size() == embedding.size() && saved.equal(&embedding);
                 if !same {
                     return Err(ModelError::Invalid(format!(
                         "{}.weight differs from the word embeddings: untied MLM decoders are not supported",
@@ -238,7 +236,7 @@ impl EncoderModel {
             }
         }
         let prefix = w.prefix().to_string();
-        let (ignored, initialised) = w.finish(|name| encoder_ignorable(name, &prefix, head_kind_of(&head)))?;
+        let (ignored, initialised) = w.finish(|name| encoder_ignorable(name, &prefix, head_kind_of(&head), roberta))?;
         let model = Self {
             config,
             activation,
@@ -304,7 +302,8 @@ impl EncoderModel {
     /// Position ids `[B, T]`: 0, 1, … (BERT), or RoBERTa's pad + cumsum(non-pad) over non-pad tokens and
     /// pad on padding.
     pub fn position_ids(&self, input_ids: &Tensor) -> Tensor {
-        let (b, t) = input_ids.size2().expect("[B, T]");
+        let size = input_ids.size();
+        let (b, t) = (size[0], size[size.len() - 1]);
         if self.config.is_roberta() {
             let pad = self.config.pad_token_id;
             let mask = input_ids.ne(pad).to_kind(Kind::Int64);
@@ -315,25 +314,24 @@ impl EncoderModel {
     }
 
     /// The encoder's last hidden states `[B, T, d]`. `attention_mask` `[B, T]` (1 = token) masks padded
-    /// keys; `token_type_ids` `[B, T]` default to zeros. Dropout is active iff `train`.
-    pub fn encode(
-        &self,
-        input_ids: &Tensor,
-        attention_mask: Option<&Tensor>,
-        token_type_ids: Option<&Tensor>,
-        train: bool,
-        tape: &mut Tape,
-    ) -> Result<Tensor, ModelError> {
-        let (b, t) = input_ids.size2().map_err(|_| ModelError::Invalid("input_ids must be [batch, length]".into()))?;
-        let positions = self.position_ids(input_ids);
-        let max_pos = i64::try_from(positions.max()).unwrap_or(0);
-        if max_pos >= self.config.max_position_embeddings {
+    /// keys; `token_type_ids` `[B, T]` default to zeros; `position_ids` to [`position_ids`](Self::position_ids).
+    /// Dropout is active iff `train`.
+    pub fn encode(&self, inputs: Inputs, train: bool, tape: &mut Tape) -> Result<Tensor, ModelError> {
+        let c = &self.config;
+        let (b, t) = inputs.check(c.vocab_size, 0, c.max_position_embeddings, Some(c.type_vocab_size))?;
+        let (input_ids, attention_mask) = (inputs.input_ids, inputs.attention_mask);
+        let positions = match inputs.position_ids {
+            Some(p) => p.shallow_clone(),
+            None => self.position_ids(input_ids),
+        };
+        let max_pos = i64::try_from(positions.max())?;
+        if max_pos >= c.max_position_embeddings {
             return Err(ModelError::Invalid(format!(
                 "a sequence of {t} tokens needs position {max_pos}, beyond max_position_embeddings = {}",
-                self.config.max_position_embeddings
+                c.max_position_embeddings
             )));
         }
-        let types = match token_type_ids {
+        let types = match inputs.token_type_ids {
             Some(tt) => tt.shallow_clone(),
             None => Tensor::zeros([b, t], (Kind::Int64, input_ids.device())),
         };
@@ -424,12 +422,17 @@ fn head_kind_of(head: &EncoderHead) -> HeadKind {
 /// Unused checkpoint tensors that carry nothing this model needs: the `position_ids` / `token_type_ids`
 /// buffers, BERT's next-sentence head, and the tensors of the other head (an MLM checkpoint fine-tuned
 /// with a classification head, or the reverse; a base model's pooler under an MLM head).
-fn encoder_ignorable(name: &str, prefix: &str, head: HeadKind) -> bool {
+fn encoder_ignorable(name: &str, prefix: &str, head: HeadKind, roberta: bool) -> bool {
     let base = name.strip_prefix(prefix).unwrap_or(name);
     if base.starts_with("embeddings.position_ids") || base.starts_with("embeddings.token_type_ids") {
         return true;
     }
     if name.starts_with("cls.seq_relationship.") {
+        return true;
+    }
+    // RoBERTa's classification head reads <s> directly: a checkpoint's pooler (sentence-embedding models,
+    // some fine-tuned classifiers) is unused under either head, as in Hugging Face.
+    if roberta && base.starts_with("pooler.") {
         return true;
     }
     match head {

@@ -10,6 +10,7 @@ use dp_core::engine::{Clipper, Tape};
 use tch::{Device, Kind, Tensor};
 
 use crate::gpt2::{causal_lm_losses, Gpt2LmHeadModel};
+use crate::inputs::Inputs;
 use crate::ModelError;
 
 /// Engine and oracle side by side.
@@ -54,7 +55,7 @@ pub fn batch_losses(
     tape: &mut Tape,
 ) -> Result<Tensor, ModelError> {
     let (ids, mask, labels) = causal_batch(batch, pad, model.wte.weight.device());
-    let logits = model.forward(&ids, Some(&mask), None, None, false, tape)?;
+    let logits = model.forward(Inputs::ids(&ids).with_mask(&mask), None, false, tape)?;
     causal_lm_losses(&logits, &labels)
 }
 

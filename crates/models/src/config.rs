@@ -205,6 +205,19 @@ impl Activation {
     }
 }
 
+/// Refuses `is_decoder` / `add_cross_attention` set to true (decoder variants are not implemented).
+fn refuse_flags(path: &Path, extra: &BTreeMap<String, serde_json::Value>) -> Result<(), ModelError> {
+    for key in ["is_decoder", "add_cross_attention"] {
+        if extra.get(key).and_then(serde_json::Value::as_bool) == Some(true) {
+            return Err(ModelError::Config {
+                path: path.to_path_buf(),
+                message: format!("{key} = true is not supported"),
+            });
+        }
+    }
+    Ok(())
+}
+
 fn positive(path: &Path, key: &str, value: i64) -> Result<(), ModelError> {
     if value > 0 {
         Ok(())
@@ -230,9 +243,11 @@ impl Gpt2Config {
             ("n_embd", self.n_embd),
             ("n_layer", self.n_layer),
             ("n_head", self.n_head),
+            ("n_inner", self.inner()),
         ] {
             positive(path, k, v)?;
         }
+        refuse_flags(path, &self.extra)?;
         if self.n_embd % self.n_head != 0 {
             return Err(ModelError::Config {
                 path: path.to_path_buf(),
@@ -265,9 +280,14 @@ impl BertConfig {
         self.model_type == "roberta"
     }
 
-    /// Number of labels of a classification head (`id2label`, default 2 as in Hugging Face).
+    /// Number of labels of a classification head: `id2label`'s size, else `num_labels`, else 2 (Hugging
+    /// Face's default).
     pub fn num_labels(&self) -> i64 {
-        self.id2label.as_ref().map_or(2, |m| m.len() as i64)
+        match (&self.id2label, self.extra.get("num_labels").and_then(serde_json::Value::as_i64)) {
+            (Some(m), _) => m.len() as i64,
+            (None, Some(n)) => n,
+            (None, None) => 2,
+        }
     }
 
     /// Checks sizes and refuses options this implementation does not compute.
@@ -280,9 +300,11 @@ impl BertConfig {
             ("intermediate_size", self.intermediate_size),
             ("max_position_embeddings", self.max_position_embeddings),
             ("type_vocab_size", self.type_vocab_size),
+            ("num_labels", self.num_labels()),
         ] {
             positive(path, k, v)?;
         }
+        refuse_flags(path, &self.extra)?;
         if self.hidden_size % self.num_attention_heads != 0 {
             return Err(ModelError::Config {
                 path: path.to_path_buf(),

@@ -21,6 +21,7 @@ use dp_core::engine::Tape;
 use tch::{Kind, Tensor};
 
 use crate::gpt2::{Gpt2LmHeadModel, KvCache};
+use crate::inputs::Inputs;
 use crate::ModelError;
 
 /// Settings of one generation call.
@@ -90,6 +91,13 @@ pub fn generate(
             i + 1
         )));
     }
+    let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
+    if (longest + config.max_new_tokens) as i64 > model.config.n_positions {
+        return Err(ModelError::Invalid(format!(
+            "the longest prompt ({longest} tokens) plus max_new_tokens ({}) exceeds the model's n_positions = {}",
+            config.max_new_tokens, model.config.n_positions
+        )));
+    }
     let _guard = tch::no_grad_guard();
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(config.batch_size) {
@@ -151,7 +159,12 @@ fn greedy(
     let (ids, mut mask, _) = left_pad(prompts, 1, pad, device);
     let mut positions = positions_from_mask(&mask);
     let mut cache = KvCache::default();
-    let mut logits = model.forward(&ids, Some(&mask), Some(&positions), Some(&mut cache), false, &mut Tape::off())?;
+    let mut logits = model.forward(
+        Inputs::ids(&ids).with_mask(&mask).with_positions(&positions),
+        Some(&mut cache),
+        false,
+        &mut Tape::off(),
+    )?;
     let rows = prompts.len();
     let mut out: Vec<Vec<i64>> = vec![Vec::new(); rows];
     let mut done = vec![false; rows];
@@ -176,7 +189,12 @@ fn greedy(
         let next_ids = Tensor::from_slice(&fed).to(device).unsqueeze(1); // [B, 1]
         mask = Tensor::cat(&[&mask, &mask.ones_like().narrow(1, 0, 1)], 1);
         positions = positions.narrow(1, positions.size()[1] - 1, 1) + 1;
-        logits = model.forward(&next_ids, Some(&mask), Some(&positions), Some(&mut cache), false, &mut Tape::off())?;
+        logits = model.forward(
+            Inputs::ids(&next_ids).with_mask(&mask).with_positions(&positions),
+            Some(&mut cache),
+            false,
+            &mut Tape::off(),
+        )?;
     }
     Ok(out)
 }
@@ -212,7 +230,12 @@ fn beam_search(
     let (ids, mut mask, _) = left_pad(prompts, k, pad, device);
     let mut positions = positions_from_mask(&mask);
     let mut cache = KvCache::default();
-    let mut logits = model.forward(&ids, Some(&mask), Some(&positions), Some(&mut cache), false, &mut Tape::off())?;
+    let mut logits = model.forward(
+        Inputs::ids(&ids).with_mask(&mask).with_positions(&positions),
+        Some(&mut cache),
+        false,
+        &mut Tape::off(),
+    )?;
     let v = model.config.vocab_size;
     // Running beams per prompt (beam 0 starts alone: the others at −1e9), finished slots per prompt.
     let mut running: Vec<Vec<Hypothesis>> = (0..b)
@@ -294,7 +317,12 @@ fn beam_search(
         mask = Tensor::cat(&[&mask, &mask.ones_like().narrow(1, 0, 1)], 1);
         positions = positions.narrow(1, positions.size()[1] - 1, 1) + 1;
         let fed = Tensor::from_slice(&next_tokens).to(device).unsqueeze(1); // [B·k, 1]
-        logits = model.forward(&fed, Some(&mask), Some(&positions), Some(&mut cache), false, &mut Tape::off())?;
+        logits = model.forward(
+            Inputs::ids(&fed).with_mask(&mask).with_positions(&positions),
+            Some(&mut cache),
+            false,
+            &mut Tape::off(),
+        )?;
     }
     Ok(finished.into_iter().map(|f| f.into_iter().next().map(|h| h.tokens).unwrap_or_default()).collect())
 }

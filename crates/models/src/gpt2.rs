@@ -14,6 +14,8 @@ use tch::{Kind, Tensor};
 
 use crate::attention::{attend, attention_mask, merge_heads, split_heads};
 use crate::config::{Activation, Gpt2Config};
+use crate::inputs::Inputs;
+use crate::tokenizer::TextTokenizer;
 use crate::weights::{Init, Weights};
 use crate::ModelError;
 
@@ -141,12 +143,26 @@ impl Gpt2LmHeadModel {
         let ln_f = layer_norm(&mut w, "ln_f", d, eps);
         let tied = config.tie_word_embeddings;
         let lm_head_weight = if tied {
+            // A tied head saved anyway must be the embedding itself (compared as stored).
+            if let (Some(head), Some(emb)) = (w.raw("lm_head.weight"), w.raw(&format!("{}wte.weight", w.prefix()))) {
+                if !(head.size() == emb.size() && head.equal(&emb)) {
+                    return Err(ModelError::Invalid(format!(
+                        "{}: tie_word_embeddings is true but lm_head.weight differs from wte.weight; set it to false to load an untied head",
+                        config_path.display()
+                    )));
+                }
+            }
             w.mark_used("lm_head.weight");
             wte.weight.shallow_clone()
         } else if w.contains("lm_head.weight") || w.prefix() == "transformer." {
             w.get("lm_head.weight", &[v, d], Init::Normal(std))
         } else {
-            // A base-model checkpoint (no head) with an untied config: the head starts as a copy of wte.
+            // A base-model checkpoint (no head) with an untied config: the head starts as a copy of wte
+            // (the paper's untied head), said in a warning.
+            log::warn!(
+                "{}: no lm_head.weight in the checkpoint; the untied head starts as a copy of wte",
+                config_path.display()
+            );
             wte.weight.detach().copy().set_requires_grad(true)
         };
         let lm_head =
@@ -169,19 +185,38 @@ impl Gpt2LmHeadModel {
         }
     }
 
-    /// Appends a token (the paper's `[PAD]`) whose embedding row, and untied head row, is the mean of the
-    /// existing rows; sets it as `pad_token_id`. Returns its id (the old vocabulary size).
-    pub fn add_pad_token(&mut self) -> i64 {
+    /// Appends the paper's `[PAD]` token to the tokenizer and the model: its embedding row, and untied head
+    /// row, is the mean of the existing rows; it becomes `pad_token_id`. Returns its id, which must be the
+    /// model's old vocabulary size in both (an error otherwise: the tokenizer and the embedding would
+    /// disagree on what the id means). Replaces `wte` (and `lm_head`) by new tensors that keep their
+    /// `requires_grad`: take [`trainable`](Self::trainable) and build optimizers after this call.
+    pub fn add_pad_token(&mut self, tokenizer: &mut TextTokenizer) -> Result<i64, ModelError> {
         let id = self.config.vocab_size;
+        if let Some(existing) = tokenizer.token_to_id("[PAD]") {
+            return Err(ModelError::Invalid(format!(
+                "the tokenizer already has [PAD] (id {existing}); it was added before"
+            )));
+        }
+        if tokenizer.vocab_size() != id {
+            return Err(ModelError::Invalid(format!(
+                "the tokenizer has {} ids but the model's vocab_size is {id}: the new [PAD] id would differ between them",
+                tokenizer.vocab_size()
+            )));
+        }
+        let got = tokenizer.add_special_token("[PAD]");
+        if got != id {
+            return Err(ModelError::Invalid(format!("the tokenizer gave [PAD] id {got}, the model expects {id}")));
+        }
         let grow = |w: &Tensor| {
+            let trainable = w.requires_grad();
             let w = w.detach();
-            Tensor::cat(&[&w, &w.mean_dim([0i64].as_slice(), true, None::<Kind>)], 0).set_requires_grad(true)
+            Tensor::cat(&[&w, &w.mean_dim([0i64].as_slice(), true, None::<Kind>)], 0).set_requires_grad(trainable)
         };
         self.wte.weight = grow(&self.wte.weight);
         self.lm_head.weight = if self.tied { self.wte.weight.shallow_clone() } else { grow(&self.lm_head.weight) };
         self.config.vocab_size += 1;
         self.config.pad_token_id = Some(id);
-        id
+        Ok(id)
     }
 
     /// Every layer, for the engine's ownership check.
@@ -215,24 +250,21 @@ impl Gpt2LmHeadModel {
         self.named_parameters().into_iter().filter(|(_, t)| t.requires_grad()).collect()
     }
 
-    /// Logits `[B, T, V]` for `input_ids` `[B, T]`.
+    /// Logits `[B, T, V]` for `inputs.input_ids` `[B, T]`.
     ///
     /// `attention_mask` `[B, S + T]` (1 = token, 0 = padding; S = cached positions) masks padded keys;
     /// `position_ids` `[B, T]` default to S, S+1, … for every row (with left padding pass
     /// cumsum(mask) − 1, as Hugging Face's `generate` does). With `cache`, keys and values of earlier
     /// calls are reused and this call's are appended. Dropout is active iff `train`.
-    #[allow(clippy::too_many_arguments)]
     pub fn forward(
         &self,
-        input_ids: &Tensor,
-        attention_mask: Option<&Tensor>,
-        position_ids: Option<&Tensor>,
+        inputs: Inputs,
         mut cache: Option<&mut KvCache>,
         train: bool,
         tape: &mut Tape,
     ) -> Result<Tensor, ModelError> {
-        let (b, t) = input_ids.size2().map_err(|_| ModelError::Invalid("input_ids must be [batch, length]".into()))?;
         let past = cache.as_ref().map_or(0, |c| c.len());
+        let (b, t) = inputs.check(self.config.vocab_size, past, self.config.n_positions, None)?;
         if past + t > self.config.n_positions {
             return Err(ModelError::Invalid(format!(
                 "sequence of {} tokens is longer than the model's n_positions = {}",
@@ -240,8 +272,9 @@ impl Gpt2LmHeadModel {
                 self.config.n_positions
             )));
         }
+        let (input_ids, attention_mask) = (inputs.input_ids, inputs.attention_mask);
         let device = input_ids.device();
-        let positions = match position_ids {
+        let positions = match inputs.position_ids {
             Some(p) => p.shallow_clone(),
             // [B, T]: per example, so that the engine sees one position-embedding gradient per example.
             None => Tensor::arange_start(past, past + t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], true),
@@ -303,12 +336,15 @@ pub fn causal_lm_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor, Mode
             labels.size()
         )));
     }
-    let shift_logits = logits.narrow(1, 0, t - 1).reshape([-1, v]); // [B·(T−1), V]
+    // Half-precision logits are upcast (as Hugging Face's loss does): a log-softmax over V in bf16 and
+    // token counts above 256 would be inexact.
+    let kind = if matches!(logits.kind(), Kind::Double) { Kind::Double } else { Kind::Float };
+    let shift_logits = logits.narrow(1, 0, t - 1).reshape([-1, v]).to_kind(kind); // [B·(T−1), V]
     let targets = labels.narrow(1, 1, t - 1); // [B, T−1]
     let nll = shift_logits
         .cross_entropy_loss::<Tensor>(&targets.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
         .reshape([b, t - 1]);
-    let counts = targets.ne(-100).sum_dim_intlist([1i64].as_slice(), false, logits.kind()); // [B]
+    let counts = targets.ne(-100).sum_dim_intlist([1i64].as_slice(), false, kind); // [B]
     if bool::try_from(counts.eq(0).any()).unwrap_or(true) {
         return Err(ModelError::Invalid(
             "an example has no target tokens (all labels −100 after the first position): its per-example loss is undefined; drop it"

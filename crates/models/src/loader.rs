@@ -136,6 +136,7 @@ pub fn load_gpt2(dir: &Path, opts: &LoadOptions) -> Result<(Gpt2LmHeadModel, Tex
     };
     let tokenizer = TextTokenizer::from_dir(dir, "gpt2")?;
     let weights = weights_of(dir, &config, opts)?;
+    tokenizer.check_fits(c.vocab_size)?;
     let (model, ignored) = Gpt2LmHeadModel::build(c.clone(), weights, &path)?;
     warn_loaded(dir, &ignored, &[]);
     check_ownership(&model.layers(), &model.trainable())?;
@@ -159,6 +160,7 @@ pub fn load_encoder(
     };
     let tokenizer = TextTokenizer::from_dir(dir, &c.model_type)?;
     let weights = weights_of(dir, &config, opts)?;
+    tokenizer.check_fits(c.vocab_size)?;
     let (model, ignored, initialised) = EncoderModel::build(c.clone(), weights, head, &path)?;
     warn_loaded(dir, &ignored, &initialised);
     check_ownership(&model.dp_layers(), &model.trainable())?;

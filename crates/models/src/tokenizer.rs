@@ -132,7 +132,10 @@ impl TextTokenizer {
 
     /// The text of `ids`; `skip_special` drops special tokens.
     pub fn decode(&self, ids: &[i64], skip_special: bool) -> Result<String, ModelError> {
-        let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        let ids: Vec<u32> = ids
+            .iter()
+            .map(|&i| u32::try_from(i).map_err(|_| err(&self.source, format!("cannot decode the negative id {i}"))))
+            .collect::<Result<_, _>>()?;
         self.inner.decode(&ids, skip_special).map_err(|e| err(&self.source, format!("cannot decode: {e}")))
     }
 
@@ -144,6 +147,20 @@ impl TextTokenizer {
     /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> i64 {
         self.inner.get_vocab_size(true) as i64
+    }
+
+    /// Checks that every id the tokenizer can produce has a row in an embedding of `vocab_size` rows.
+    pub fn check_fits(&self, vocab_size: i64) -> Result<(), ModelError> {
+        if self.vocab_size() > vocab_size {
+            return Err(err(
+                &self.source,
+                format!(
+                    "the tokenizer has {} ids but the model's vocab_size is {vocab_size}: the tokenizer does not belong to this model",
+                    self.vocab_size()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// Adds a special token (the paper's `[PAD]` for GPT-2) and returns its id.

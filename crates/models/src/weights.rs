@@ -57,7 +57,16 @@ impl Weights {
                 path: path.to_path_buf(),
                 message: format!("not a readable safetensors file ({e}); re-save the model with save_pretrained"),
             })?;
-            tensors.extend(list);
+            // Legacy LayerNorm names of early BERT checkpoints (bert-base-uncased's files): `LayerNorm.gamma`
+            // / `.beta` are `LayerNorm.weight` / `.bias`, as Hugging Face reads them.
+            tensors.extend(list.into_iter().map(|(name, t)| {
+                let name = match (name.strip_suffix("LayerNorm.gamma"), name.strip_suffix("LayerNorm.beta")) {
+                    (Some(stem), _) => format!("{stem}LayerNorm.weight"),
+                    (_, Some(stem)) => format!("{stem}LayerNorm.bias"),
+                    _ => name,
+                };
+                (name, t)
+            }));
         }
         let path = paths.first().cloned().unwrap_or_default();
         let with_dot = format!("{base_prefix}.");

@@ -7,7 +7,7 @@
 mod common;
 
 use dp_core::engine::{ClipMode, ClipStyle, Clipper, NormMethod, Tape};
-use models::{load_encoder, EncoderModel, HeadKind, LoadOptions, TextTokenizer};
+use models::{load_encoder, EncoderModel, HeadKind, Inputs, LoadOptions, TextTokenizer};
 use tch::{Device, Kind, Tensor};
 
 const TEXTS: [&str; 4] = [
@@ -38,7 +38,7 @@ fn pad(rows: &[Vec<i64>], pad_id: i64) -> (Tensor, Tensor) {
 /// the classification head.
 fn losses(model: &EncoderModel, tok: &TextTokenizer, rows: &[Vec<i64>], labels: &[i64], tape: &mut Tape) -> Tensor {
     let (ids, mask) = pad(rows, model.config.pad_token_id);
-    let hidden = model.encode(&ids, Some(&mask), None, false, tape).unwrap();
+    let hidden = model.encode(Inputs::ids(&ids).with_mask(&mask), false, tape).unwrap();
     let logits = match &model.head {
         models::EncoderHead::MaskedLm { .. } => {
             let mask_id = tok.token_to_id("<mask>").or_else(|| tok.token_to_id("[MASK]")).unwrap();
@@ -120,14 +120,14 @@ fn dropout_is_active_in_training_only() {
     let Some(root) = common::tiny_models() else { return };
     let (model, tok) = load_encoder(&root.join("roberta-cls"), HeadKind::SequenceClassification, &opts()).unwrap();
     let ids = Tensor::from_slice(&tok.encode(TEXTS[2], true).unwrap()).unsqueeze(0);
-    let run = |train: bool| tch::no_grad(|| model.encode(&ids, None, None, train, &mut Tape::off()).unwrap());
+    let run = |train: bool| tch::no_grad(|| model.encode(Inputs::ids(&ids), train, &mut Tape::off()).unwrap());
     assert!(run(false).equal(&run(false)), "evaluation is deterministic");
     let (a, b) = (run(true), run(true));
     assert!(!a.equal(&b), "two training passes draw different dropout masks");
     assert!(!a.equal(&run(false)), "training applies dropout");
     let (gpt2, _) = models::load_gpt2(&root.join("gpt2-tied"), &opts()).unwrap();
     let ids = Tensor::from_slice(&[464i64, 6193, 1909, 318]).unsqueeze(0);
-    let run = |train: bool| tch::no_grad(|| gpt2.forward(&ids, None, None, None, train, &mut Tape::off()).unwrap());
+    let run = |train: bool| tch::no_grad(|| gpt2.forward(Inputs::ids(&ids), None, train, &mut Tape::off()).unwrap());
     assert!(run(false).equal(&run(false)));
     assert!(!run(true).equal(&run(true)));
 }

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use dp_core::engine::{ClipMode, ClipStyle, Clipper, NormMethod, Tape};
 use models::clip_check::{causal_batch, clip_check};
 use models::generation::{generate, GenerationConfig};
-use models::{causal_lm_losses, load_encoder, load_gpt2, HeadKind, LoadOptions, ModelError};
+use models::{causal_lm_losses, load_encoder, load_gpt2, HeadKind, Inputs, LoadOptions, ModelError};
 use tch::{Device, Kind, Tensor};
 
 const F32_TOL: f64 = 1e-5;
@@ -54,7 +54,9 @@ fn gpt2_logits_match_transformers() {
         for (kind, key, tol) in [(Kind::Float, "logits_f32", F32_TOL), (Kind::Double, "logits_f64", F64_TOL)] {
             let (model, _) = load_gpt2(&dir, &opts(kind)).unwrap();
             assert_eq!(model.is_tied(), name == "gpt2-tied");
-            let logits = tch::no_grad(|| model.forward(ids, Some(mask), None, None, false, &mut Tape::off())).unwrap();
+            let logits =
+                tch::no_grad(|| model.forward(Inputs::ids(ids).with_mask(mask), None, false, &mut Tape::off()))
+                    .unwrap();
             assert_eq!(logits.kind(), kind);
             let e = scaled_diff(&logits, &r[key], Some(mask));
             assert!(e <= tol, "{name} {key}: {e:e} > {tol:e}");
@@ -79,7 +81,12 @@ fn encoder_outputs_match_transformers() {
             let (model, _) = load_encoder(&dir, head, &opts(kind)).unwrap();
             let (hidden, logits) = tch::no_grad(|| {
                 let tape = &mut Tape::off();
-                let hidden = model.encode(ids, Some(mask), types, false, tape).unwrap();
+                let inputs = Inputs::ids(ids).with_mask(mask);
+                let inputs = match types {
+                    Some(tt) => inputs.with_token_types(tt),
+                    None => inputs,
+                };
+                let hidden = model.encode(inputs, false, tape).unwrap();
                 let logits = match head {
                     HeadKind::MaskedLm => model.mlm_logits(&hidden, tape).unwrap(),
                     HeadKind::SequenceClassification => model.classification_logits(&hidden, false, tape).unwrap(),
@@ -172,7 +179,7 @@ fn clipped_gradients_equal_opacus_per_sample_gradients() {
             };
             let mut tape = Tape::on();
             let (ids, mask, labels) = causal_batch(&batch, 50256, Device::Cpu);
-            let logits = model.forward(&ids, Some(&mask), None, None, false, &mut tape).unwrap();
+            let logits = model.forward(Inputs::ids(&ids).with_mask(&mask), None, false, &mut tape).unwrap();
             let losses = causal_lm_losses(&logits, &labels).unwrap();
             let out = clipper.clip(&losses, &tape, &model.trainable()).unwrap();
             let norms: Vec<f64> = Vec::try_from(&out.norms).unwrap();
@@ -205,9 +212,11 @@ fn pad_token_and_untied_head_are_exact_under_the_engine() {
             model.untie_lm_head();
             assert_ne!(model.lm_head.weight.data_ptr(), model.wte.weight.data_ptr());
         }
-        let id = model.add_pad_token();
+        let id = model.add_pad_token(&mut tokenizer).unwrap();
         assert_eq!(id, 50257);
-        assert_eq!(tokenizer.add_special_token("[PAD]"), id);
+        assert_eq!(tokenizer.token_to_id("[PAD]"), Some(id));
+        assert!(model.wte.weight.requires_grad());
+        assert!(model.add_pad_token(&mut tokenizer).is_err(), "a second [PAD] is refused");
         assert_eq!(tokenizer.encode("a [PAD]", false).unwrap().last(), Some(&id));
         let mean = before.mean_dim([0i64].as_slice(), false, Kind::Double);
         assert!(model.wte.weight.get(id).detach().allclose(&mean, 0.0, 1e-15, false), "the [PAD] row is the mean row");
@@ -244,7 +253,9 @@ fn minilm_checkpoint_matches_transformers() {
     let r = common::read(&root.join("minilm-reference.safetensors"));
     let (model, tokenizer) = load_encoder(&dir, HeadKind::MaskedLm, &opts(Kind::Float)).unwrap();
     let hidden = tch::no_grad(|| {
-        model.encode(&r["input_ids"], Some(&r["attention_mask"]), Some(&r["token_type_ids"]), false, &mut Tape::off())
+        let inputs =
+            Inputs::ids(&r["input_ids"]).with_mask(&r["attention_mask"]).with_token_types(&r["token_type_ids"]);
+        model.encode(inputs, false, &mut Tape::off())
     })
     .unwrap();
     let mask = &r["attention_mask"];
@@ -393,4 +404,92 @@ fn encoder_tokenizers_give_transformers_ids() {
             "{name}: {mask} is one token"
         );
     }
+}
+
+#[test]
+fn wordpiece_vocab_txt_fallback_equals_tokenizer_json() {
+    let Some(src) = fixture("bert-mlm") else { return };
+    let files = ["config.json", "vocab.txt", "tokenizer_config.json"];
+    let wp = variant("bert-mlm", "wordpiece", &files, |_| {}).unwrap();
+    let (_, from_json) = load_encoder(&src, HeadKind::MaskedLm, &opts(Kind::Float)).unwrap();
+    let (_, from_vocab) = load_encoder(&wp, HeadKind::MaskedLm, &opts(Kind::Float)).unwrap();
+    assert_eq!(from_vocab.source().file_name().unwrap(), "vocab.txt");
+    for text in ["Hello World, it's 2026!", "Is the restaurant near the river? [MASK]", "Naïve CAFÉ résumé"] {
+        assert_eq!(from_json.encode(text, true).unwrap(), from_vocab.encode(text, true).unwrap(), "{text:?}");
+    }
+    let pair = ("Is the restaurant near the river?", "Yes, it is by the water.");
+    assert_eq!(from_json.encode_pair(pair.0, pair.1).unwrap(), from_vocab.encode_pair(pair.0, pair.1).unwrap());
+}
+
+#[test]
+fn legacy_layer_norm_names_and_extra_poolers_load() {
+    let Some(src) = fixture("bert-mlm") else { return };
+    // bert-base-uncased's own files name LayerNorm parameters gamma/beta.
+    let legacy = variant("bert-mlm", "gamma", &["config.json", "tokenizer.json"], |t| {
+        for (n, _) in t.iter_mut() {
+            if let Some(stem) = n.strip_suffix("LayerNorm.weight") {
+                *n = format!("{stem}LayerNorm.gamma");
+            } else if let Some(stem) = n.strip_suffix("LayerNorm.bias") {
+                *n = format!("{stem}LayerNorm.beta");
+            }
+        }
+    })
+    .unwrap();
+    let encode = |dir: &Path| {
+        let (model, tok) = load_encoder(dir, HeadKind::MaskedLm, &opts(Kind::Double)).unwrap();
+        let ids = Tensor::from_slice(&tok.encode("The cat sat on the mat.", true).unwrap()).unsqueeze(0);
+        tch::no_grad(|| model.encode(Inputs::ids(&ids), false, &mut Tape::off())).unwrap()
+    };
+    assert!(encode(&legacy).equal(&encode(&src)));
+    // A RoBERTa classifier checkpoint that also carries a pooler (unused by RoBERTa's head) loads.
+    let with_pooler = variant("roberta-cls", "pooler", &["config.json", "vocab.json", "merges.txt"], |t| {
+        let z = || Tensor::zeros([32, 32], (Kind::Float, Device::Cpu));
+        t.push(("roberta.pooler.dense.weight".into(), z()));
+        t.push(("roberta.pooler.dense.bias".into(), Tensor::zeros([32], (Kind::Float, Device::Cpu))));
+    })
+    .unwrap();
+    load_encoder(&with_pooler, HeadKind::SequenceClassification, &opts(Kind::Float)).unwrap();
+    // A tokenizer with more ids than the embedding has rows is refused at load.
+    let small = variant("gpt2-tied", "smallvocab", &["tokenizer.json"], |t| {
+        for (n, x) in t.iter_mut() {
+            if n == "transformer.wte.weight" {
+                *x = x.narrow(0, 0, 50000).contiguous();
+            }
+        }
+    })
+    .unwrap();
+    let config = std::fs::read_to_string(fixture("gpt2-tied").unwrap().join("config.json"))
+        .unwrap()
+        .replace("\"vocab_size\": 50257", "\"vocab_size\": 50000");
+    assert!(config.contains("50000"));
+    std::fs::write(small.join("config.json"), config).unwrap();
+    let e = load_err(&small);
+    assert!(e.to_string().contains("does not belong to this model"), "{e}");
+}
+
+#[test]
+fn bad_inputs_are_errors_not_crashes() {
+    let Some(dir) = fixture("gpt2-tied") else { return };
+    let (model, _) = load_gpt2(&dir, &opts(Kind::Float)).unwrap();
+    let run = |ids: &Tensor, mask: Option<&Tensor>| {
+        let inputs = match mask {
+            Some(m) => Inputs::ids(ids).with_mask(m),
+            None => Inputs::ids(ids),
+        };
+        tch::no_grad(|| model.forward(inputs, None, false, &mut Tape::off())).err().map(|e| e.to_string())
+    };
+    let ids = Tensor::from_slice(&[1i64, 2, 60000]).unsqueeze(0);
+    assert!(run(&ids, None).unwrap().contains("input_ids holds 60000 outside [0, 50257)"));
+    let ids = Tensor::from_slice(&[1i64, 2, 3]).unsqueeze(0);
+    assert!(run(&ids, Some(&Tensor::ones([1, 2], (Kind::Int64, Device::Cpu))))
+        .unwrap()
+        .contains("attention_mask has shape"));
+    assert!(run(&Tensor::zeros([1, 65], (Kind::Int64, Device::Cpu)), None).unwrap().contains("n_positions = 64"));
+    assert!(run(&ids, None).is_none());
+    let Some(bert) = fixture("bert-cls") else { return };
+    let (enc, _) = load_encoder(&bert, HeadKind::SequenceClassification, &opts(Kind::Float)).unwrap();
+    let types = Tensor::from_slice(&[0i64, 1, 2]).unsqueeze(0);
+    let e =
+        tch::no_grad(|| enc.encode(Inputs::ids(&ids).with_token_types(&types), false, &mut Tape::off())).err().unwrap();
+    assert!(e.to_string().contains("token_type_ids holds 2 outside [0, 2)"), "{e}");
 }

@@ -73,7 +73,7 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
         norm_method: NormMethod::Auto,
         style: ClipStyle::Flat,
     };
-    let (floor, tolerance) = if args.dtype == DtypeArg::F64 { (1e-6, 1e-9) } else { (1e-3, 1e-4) };
+    let (floor, tolerance) = if args.dtype == DtypeArg::F64 { (1e-6, 1e-9) } else { (1e-3, 1e-3) };
     let check = clip_check(&model, &batch, pad, &clipper, floor).map_err(input_error)?;
     let passed = check.max_rel_diff_norms <= tolerance && check.max_rel_diff_grad <= tolerance;
     let c = args.max_grad_norm;
@@ -87,8 +87,13 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
             tensors.push((name.clone(), g.to_device(tch::Device::Cpu).contiguous()));
         }
         let tmp = temp_name(path);
-        Tensor::write_safetensors(&tensors, &tmp)?;
-        std::fs::rename(&tmp, path)?;
+        let written = Tensor::write_safetensors(&tensors, &tmp)
+            .map_err(anyhow::Error::from)
+            .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.context(format!("writing --dump {}", path.display())));
+        }
         log::info!("wrote per_example_norms and {} clipped gradients to {}", out.grads.len(), path.display());
     }
     let report = Report {

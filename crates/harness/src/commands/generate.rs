@@ -15,6 +15,12 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
         if out.is_dir() {
             return Err(BadInput(format!("--out {} is a folder; give a file name", out.display())).into());
         }
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        if !parent.is_dir() {
+            return Err(
+                BadInput(format!("--out {}: the folder {} does not exist", out.display(), parent.display())).into()
+            );
+        }
     }
     let opts = load_options(global, args.model.dtype)?;
     let (model, tokenizer) = load_gpt2(&args.model.model, &opts).map_err(input_error)?;
@@ -47,6 +53,18 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} prompts  {per_sec}  eta {eta}").expect("template"),
     );
+    // Every prompt must fit with its continuation before hours of decoding start.
+    let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
+    if (longest + config.max_new_tokens) as i64 > model.config.n_positions {
+        let line = ids.iter().position(|p| p.len() == longest).unwrap_or(0) + 1;
+        return Err(BadInput(format!(
+            "{}:{line}: the prompt has {longest} tokens; with --max-new-tokens {} that exceeds the model's n_positions = {}",
+            args.input.display(),
+            config.max_new_tokens,
+            model.config.n_positions
+        ))
+        .into());
+    }
     let mut lines = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(config.batch_size) {
         for new in generate(&model, chunk, &config).map_err(input_error)? {

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use dp_core::engine::Tape;
-use models::load_gpt2;
+use models::{load_gpt2, Inputs};
 use tch::{Kind, Tensor};
 
 use super::model_io::{input_error, load_options};
@@ -29,7 +29,7 @@ pub fn run(global: &GlobalArgs, args: &ScoreArgs) -> Result<()> {
             return Err(BadInput(format!("--text {text:?} has no tokens")).into());
         }
         let ids = Tensor::from_slice(&tokens).to(opts.device).unsqueeze(0); // [1, T]
-        let logits = model.forward(&ids, None, None, None, false, &mut Tape::off())?; // [1, T, V]
+        let logits = model.forward(Inputs::ids(&ids), None, false, &mut Tape::off()).map_err(input_error)?; // [1, T, V]
         let t = tokens.len() as i64;
         let logprobs: Vec<f64> = if t > 1 {
             let lp = logits.narrow(1, 0, t - 1).to_kind(Kind::Double).log_softmax(-1, Kind::Double); // [1, T−1, V]
