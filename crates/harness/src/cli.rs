@@ -67,10 +67,10 @@ pub enum Command {
     /// Privacy accounting: epsilon spent by a run, or the noise multiplier for a target epsilon (RDP, PRV, GDP).
     #[command(subcommand)]
     Privacy(PrivacyCommand),
-    /// [not yet available] Fine-tune a model with DP-Adam (or non-privately) from a YAML run config.
-    Train(Planned),
-    /// [not yet available] Generate on a test set and score it (BLEU, NIST, METEOR, ROUGE-L, CIDEr).
-    EvalGen(Planned),
+    /// Fine-tune a model with DP-Adam (or non-privately) from a YAML run config.
+    Train(TrainArgs),
+    /// Score predictions against references: BLEU, NIST, METEOR, ROUGE-L, CIDEr (e2e-metrics definitions).
+    EvalGen(EvalGenArgs),
     /// Per-token log-probabilities of texts under a causal language model (GPT-2 folder).
     Score(ScoreArgs),
     /// Continue prompts (one per line) with greedy or beam search (GPT-2 folder).
@@ -230,6 +230,49 @@ pub struct NoiseArgs {
     pub tolerance: f64,
     #[command(flatten)]
     pub common: AccountingArgs,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "The config has sections model, task, method, optimization, privacy (or `privacy: none`) \
+                        and generation; experiments/ has examples. Unknown keys are errors naming the key.\n\
+                        Writes into the run folder: config.yaml, metrics.jsonl, checkpoints/, summary.json, \
+                        privacy.json (and predictions for generation tasks). A folder holding another run is \
+                        refused unless --resume continues it.")]
+pub struct TrainArgs {
+    /// The run config (YAML).
+    pub config: PathBuf,
+    /// Override a config value, e.g. --set optimization.learning_rate=1e-3 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// The run folder [default: results/runs/<config file stem>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Continue the run in --out from its latest checkpoint (exactly: same batches, noise and dropout).
+    #[arg(long)]
+    pub resume: bool,
+    /// Testing aid: end the process right after step K, as a kill would (no final checkpoint or outputs).
+    #[arg(long, hide = true, value_name = "K")]
+    pub stop_after_steps: Option<u64>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Scales as e2e-metrics prints them (BLEU in [0, 1]). METEOR runs the METEOR 1.5 jar that \
+                        pycocoevalcap ships (found in the Python environment, or --meteor-jar / DPFT_METEOR_JAR) \
+                        and needs java; without them it is reported as unavailable (null in JSON).")]
+pub struct EvalGenArgs {
+    /// Predictions, one per line.
+    #[arg(long, value_name = "FILE")]
+    pub predictions: std::path::PathBuf,
+    /// References in the e2e-metrics format: a segment's references on consecutive lines, segments
+    /// separated by one blank line.
+    #[arg(long, value_name = "FILE")]
+    pub references: std::path::PathBuf,
+    /// The METEOR 1.5 jar [default: $DPFT_METEOR_JAR, else pycocoevalcap's in the Python environment].
+    #[arg(long, value_name = "JAR")]
+    pub meteor_jar: Option<std::path::PathBuf>,
+    /// Print JSON: {"BLEU", "NIST", "METEOR" (or null), "ROUGE_L", "CIDEr"}.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Parameter precision of a loaded model.

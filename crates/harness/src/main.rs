@@ -6,7 +6,12 @@
 mod cli;
 mod commands;
 mod exit;
+mod gen_metrics;
 mod logging;
+mod run_config;
+#[allow(dead_code)] // wired into the commands in a later change
+mod tasks;
+mod train;
 
 use std::process::ExitCode;
 

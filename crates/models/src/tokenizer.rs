@@ -169,3 +169,48 @@ impl TextTokenizer {
         self.token_to_id(token).expect("token just added")
     }
 }
+
+/// Trains a byte-level BPE tokenizer (GPT-2's scheme: byte-level pre-tokenizer without a prefix space,
+/// byte-level decoder) with `vocab_size` ids on the text `files`, `<|endoftext|>` as id 0, and writes it
+/// as `out_dir/tokenizer.json`. For the mini reproduction's small models, where GPT-2's 50,257 ids would
+/// dominate the parameter count.
+pub fn train_byte_level_bpe(
+    files: &[std::path::PathBuf],
+    vocab_size: usize,
+    out_dir: &Path,
+) -> Result<TextTokenizer, ModelError> {
+    use tokenizers::models::bpe::BpeTrainerBuilder;
+    use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder};
+    if vocab_size < 300 {
+        return Err(ModelError::Invalid(format!(
+            "vocab_size = {vocab_size} is below the 256 bytes plus merges; use ≥ 300"
+        )));
+    }
+    for f in files {
+        if !f.is_file() {
+            return Err(err(f, "training text not found"));
+        }
+    }
+    let mut trainer = BpeTrainerBuilder::new()
+        .vocab_size(vocab_size)
+        .min_frequency(2)
+        .show_progress(false)
+        .special_tokens(vec![AddedToken::from("<|endoftext|>", true)])
+        .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
+        .build();
+    let mut tokenizer =
+        TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
+            .with_model(BPE::default())
+            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
+            .with_decoder(Some(ByteLevelDecoder::default().into()))
+            .build()
+            .map_err(|e| err(out_dir, format!("cannot build a BPE tokenizer: {e}")))?;
+    let names: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
+    tokenizer.train_from_files(&mut trainer, names).map_err(|e| err(out_dir, format!("BPE training failed: {e}")))?;
+    std::fs::create_dir_all(out_dir).map_err(|e| ModelError::Io { path: out_dir.to_path_buf(), source: e })?;
+    let path = out_dir.join("tokenizer.json");
+    let tmp = out_dir.join(".tokenizer.json.tmp");
+    tokenizer.save(&tmp, false).map_err(|e| err(&tmp, format!("cannot write: {e}")))?;
+    std::fs::rename(&tmp, &path).map_err(|e| ModelError::Io { path: path.clone(), source: e })?;
+    TextTokenizer::from_dir(out_dir, "gpt2")
+}

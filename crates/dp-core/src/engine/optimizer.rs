@@ -90,6 +90,51 @@ impl DpOptimizer {
         }
     }
 
+    /// The state to checkpoint: the step count and the moments, named `{param}.m` / `{param}.v` (empty
+    /// before the first step).
+    pub fn state(&self, params: &[(String, Tensor)]) -> (u64, Vec<(String, Tensor)>) {
+        let mut out = Vec::with_capacity(2 * self.state.len());
+        for ((name, _), (m, v)) in params.iter().zip(&self.state) {
+            out.push((format!("{name}.m"), m.shallow_clone()));
+            out.push((format!("{name}.v"), v.shallow_clone()));
+        }
+        (self.step, out)
+    }
+
+    /// Restores a state taken by [`state`](Self::state) for the same parameters.
+    pub fn load_state(
+        &mut self,
+        params: &[(String, Tensor)],
+        step: u64,
+        tensors: &[(String, Tensor)],
+    ) -> Result<(), EngineError> {
+        let find = |key: String, like: &Tensor| -> Result<Tensor, EngineError> {
+            let t = tensors
+                .iter()
+                .find(|(n, _)| *n == key)
+                .map(|(_, t)| t)
+                .ok_or_else(|| EngineError::Invalid(format!("optimizer state lacks `{key}`")))?;
+            if t.size() != like.size() {
+                return Err(EngineError::Invalid(format!(
+                    "optimizer state `{key}` has shape {:?}, expected {:?}",
+                    t.size(),
+                    like.size()
+                )));
+            }
+            Ok(t.to_device(like.device()).to_kind(like.kind()).detach())
+        };
+        self.state = if step == 0 || tensors.is_empty() {
+            Vec::new()
+        } else {
+            params
+                .iter()
+                .map(|(n, p)| Ok::<_, EngineError>((find(format!("{n}.m"), p)?, find(format!("{n}.v"), p)?)))
+                .collect::<Result<_, _>>()?
+        };
+        self.step = step;
+        Ok(())
+    }
+
     /// Applies one update to `params` with `grads` (same order, same shapes), in place.
     pub fn step(&mut self, params: &[(String, Tensor)], grads: &[(String, Tensor)]) -> Result<(), EngineError> {
         if params.len() != grads.len() || params.iter().zip(grads).any(|((a, _), (b, _))| a != b) {

@@ -43,6 +43,18 @@ impl BatchSampler {
         Ok(Self { sampling, dataset_size, rng: ChaCha20Rng::from_seed(key) })
     }
 
+    /// The position of the random stream (ChaCha20 words consumed), for checkpoints: a sampler rebuilt
+    /// with the same arguments and [`set_stream_position`](Self::set_stream_position) draws the same
+    /// batches from there on.
+    pub fn stream_position(&self) -> u128 {
+        self.rng.get_word_pos()
+    }
+
+    /// Moves the random stream to a position taken by [`stream_position`](Self::stream_position).
+    pub fn set_stream_position(&mut self, position: u128) {
+        self.rng.set_word_pos(position);
+    }
+
     /// The sampling the accountant must be told about.
     pub fn sampling(&self) -> Sampling {
         self.sampling
@@ -99,6 +111,23 @@ mod tests {
     fn log_binom_pmf(n: u64, q: f64, k: u64) -> f64 {
         let (n, k) = (n as f64, k as f64);
         libm::lgamma(n + 1.0) - libm::lgamma(k + 1.0) - libm::lgamma(n - k + 1.0) + k * q.ln() + (n - k) * (-q).ln_1p()
+    }
+
+    #[test]
+    fn a_restored_stream_position_continues_the_same_batches() {
+        for make in
+            [|| BatchSampler::poisson(1000, 0.03, 5).unwrap(), || BatchSampler::fixed_size(1000, 30, 5).unwrap()]
+        {
+            let mut a = make();
+            for _ in 0..7 {
+                a.next_batch();
+            }
+            let mut b = make();
+            b.set_stream_position(a.stream_position());
+            for _ in 0..5 {
+                assert_eq!(a.next_batch(), b.next_batch());
+            }
+        }
     }
 
     #[test]

@@ -2,11 +2,13 @@
 
 mod clip_check;
 mod data;
+pub mod eval_gen;
 mod generate;
 mod info;
 mod model_io;
 mod privacy;
 mod score;
+mod train;
 
 use anyhow::Result;
 
@@ -22,12 +24,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Score(args) => score::run(&cli.global, &args),
         Command::Generate(args) => generate::run(&cli.global, &args),
         Command::ClipCheck(args) => clip_check::run(&cli.global, &args),
-        Command::Train(_) | Command::EvalGen(_) | Command::Sweep(_) | Command::Report(_) | Command::Bench(_) => {
-            Err(anyhow::anyhow!(
-                "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
+        Command::Train(args) => train::run(&cli.global, &args),
+        Command::EvalGen(args) => eval_gen::run(&args),
+        Command::Sweep(_) | Command::Report(_) | Command::Bench(_) => Err(anyhow::anyhow!(
+            "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
              lists what works so far.",
-                env!("CARGO_PKG_VERSION")
-            ))
-        }
+            env!("CARGO_PKG_VERSION")
+        )),
     }
 }

@@ -1,0 +1,252 @@
+//! `dpft train CONFIG.yaml`: builds the model and the task's data from the config, then runs
+//! [`crate::train::train`] into the run folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use models::{load_gpt2, Gpt2LmHeadModel, LoadOptions, TextTokenizer};
+use serde_json::{json, Value};
+use tch::Kind;
+
+use super::model_io::input_error;
+use crate::cli::{GlobalArgs, TrainArgs};
+use crate::exit::BadInput;
+use crate::run_config::{self, RunConfig};
+use crate::tasks::causal::{CausalExample, CausalFeaturiser};
+use crate::tasks::{load_generation, Split, TaskName};
+use crate::train::generation_eval::Segment;
+use crate::train::objective::CausalLm;
+
+/// The run folder: refuses one that holds another run (finished or with checkpoints) unless resuming,
+/// so that nothing written before is lost.
+fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
+    let has_run = out.join("summary.json").is_file()
+        || crate::train::checkpoint::exists(out)
+        || out.join("metrics.jsonl").is_file();
+    if has_run && !resume {
+        return Err(BadInput(format!(
+            "{} already holds a run; pass --resume to continue it, or choose another --out (nothing was changed)",
+            out.display()
+        ))
+        .into());
+    }
+    if resume && !has_run {
+        return Err(BadInput(format!("--resume: {} holds no run to continue", out.display())).into());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    if resume {
+        let previous = std::fs::read_to_string(out.join("config.yaml")).unwrap_or_default();
+        if !previous.is_empty() && previous != run_config::to_yaml(config) {
+            return Err(BadInput(format!(
+                "--resume: {}/config.yaml differs from this config; resume with the same config and --set values",
+                out.display()
+            ))
+            .into());
+        }
+    }
+    std::fs::write(out.join("config.yaml"), run_config::to_yaml(config))?;
+    Ok(())
+}
+
+/// Resolves a path of the config: absolute, or relative to the current directory.
+fn resolve(p: &Path) -> PathBuf {
+    p.to_path_buf()
+}
+
+fn load_causal_model(config: &RunConfig, opts: &LoadOptions) -> Result<(Gpt2LmHeadModel, TextTokenizer)> {
+    let m = &config.model;
+    let (mut model, mut tokenizer) = match (&m.path, &m.config) {
+        (Some(dir), _) => load_gpt2(&resolve(dir), opts).map_err(input_error)?,
+        (None, Some(cfg)) => {
+            let tok_dir = m.tokenizer.as_ref().expect("checked with the config");
+            let tokenizer = TextTokenizer::from_dir(&resolve(tok_dir), "gpt2").map_err(input_error)?;
+            let any =
+                models::from_config(&resolve(cfg), models::HeadKind::MaskedLm, opts, config.optimization.seed as i64)
+                    .map_err(input_error)?;
+            let models::AnyModel::Gpt2(model) = any else {
+                return Err(BadInput(format!("model.config {}: this task needs a GPT-2 config", cfg.display())).into());
+            };
+            tokenizer.check_fits(model.config.vocab_size).map_err(input_error)?;
+            (*model, tokenizer)
+        }
+        (None, None) => unreachable!("checked with the config"),
+    };
+    if m.untie_lm_head {
+        model.untie_lm_head();
+    }
+    if m.add_pad_token {
+        model.add_pad_token(&mut tokenizer).map_err(input_error)?;
+    }
+    Ok((model, tokenizer))
+}
+
+/// Plain-text language modelling: each file's tokens cut into blocks of `max_length` (the last, shorter
+/// block kept when it has ≥ 2 tokens); the last 5% of blocks (at least 1) are held out for evaluation.
+fn text_examples(
+    config: &RunConfig,
+    data: &Path,
+    tokenizer: &TextTokenizer,
+) -> Result<(Vec<CausalExample>, Vec<CausalExample>)> {
+    if config.task.text_files.is_empty() {
+        return Err(BadInput(
+            "task.text_files: list the text files to train on (relative to the data directory)".into(),
+        )
+        .into());
+    }
+    let mut blocks = Vec::new();
+    for f in &config.task.text_files {
+        let path = if f.is_absolute() { f.clone() } else { data.join(f) };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| BadInput(format!("task.text_files: cannot read {}: {e}", path.display())))?;
+        let ids = tokenizer.encode(&text, false).map_err(input_error)?;
+        for chunk in ids.chunks(config.task.max_length) {
+            if chunk.len() >= 2 {
+                blocks.push(CausalExample { input_ids: chunk.to_vec(), labels: chunk.to_vec() });
+            }
+        }
+    }
+    let held = (blocks.len() / 20).max(1).min(blocks.len().saturating_sub(1));
+    let eval = blocks.split_off(blocks.len() - held);
+    Ok((blocks, eval))
+}
+
+/// E2E or DART: training examples (over-long ones dropped and counted), evaluation examples for the loss,
+/// and the evaluation tables with their references for generation.
+fn generation_data(
+    config: &RunConfig,
+    data: &models::DataDir,
+    tokenizer: &TextTokenizer,
+) -> Result<(Vec<CausalExample>, Vec<CausalExample>, Vec<Segment>)> {
+    let bad = |e: crate::tasks::TaskError| anyhow::Error::new(BadInput(e.to_string()));
+    let task: TaskName = config.task.name.parse().map_err(bad)?;
+    let eval_split: Split = config.task.eval_split.parse().map_err(bad)?;
+    let featuriser = CausalFeaturiser::new(tokenizer).map_err(bad)?;
+    let max_length = config.task.max_length;
+    let train = load_generation(data, task, Split::Train).map_err(bad)?;
+    let (train, dropped) = match config.task.max_train_examples {
+        // The first k examples that fit: featurise only as many as needed.
+        Some(k) => {
+            let (mut kept, mut dropped) = (Vec::with_capacity(k), 0);
+            for ex in &train.examples {
+                if kept.len() == k {
+                    break;
+                }
+                let f = featuriser.featurise(ex).map_err(bad)?;
+                if f.input_ids.len() > max_length {
+                    dropped += 1;
+                } else {
+                    kept.push(f);
+                }
+            }
+            (kept, dropped)
+        }
+        None => {
+            let all = featuriser.featurise_all(&train.examples, max_length).map_err(bad)?;
+            (all.examples, all.dropped)
+        }
+    };
+    log::info!(
+        "{} train: {} examples kept, {dropped} longer than max_length = {max_length} dropped",
+        task.name(),
+        train.len()
+    );
+    let mut eval = load_generation(data, task, eval_split).map_err(bad)?;
+    if let Some(k) = config.task.max_eval_examples {
+        eval.segments.truncate(k);
+        eval.examples = crate::tasks::flatten_segments(&eval.segments);
+    }
+    let eval_examples = featuriser.featurise_all(&eval.examples, max_length).map_err(bad)?;
+    let mut segments = Vec::with_capacity(eval.segments.len());
+    for s in &eval.segments {
+        segments
+            .push(Segment { prompt: featuriser.prompt_ids(&s.source).map_err(bad)?, references: s.references.clone() });
+    }
+    Ok((train, eval_examples.examples, segments))
+}
+
+pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
+    let config = run_config::load(&args.config, &args.overrides)?;
+    let stem = args.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/runs").join(stem));
+    let device = global.device.resolve()?;
+    log::info!("device: {} (requested: {})", dp_core::device::describe(device), global.device);
+    let kind = match config.model.dtype.as_str() {
+        "f64" => Kind::Double,
+        "bf16" => Kind::BFloat16,
+        _ => Kind::Float,
+    };
+    let opts = LoadOptions { device, kind };
+    opts.check().map_err(|e| BadInput(e.to_string()))?;
+    let data = models::DataDir::resolve(global.data_dir.as_deref());
+    // Everything the run reads is checked before the run folder is touched.
+    let (model, tokenizer) = load_causal_model(&config, &opts)?;
+    let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
+    let (mut train, mut eval, mut segments) = match config.task.name.as_str() {
+        "text" => {
+            let (train, eval) = text_examples(&config, data.root(), &tokenizer)?;
+            (train, eval, Vec::new())
+        }
+        "e2e" | "dart" => generation_data(&config, &data, &tokenizer)?,
+        other => {
+            return Err(BadInput(format!(
+                "task.name = {other}: training classification tasks is not available yet in this version (generation tasks e2e, dart and text are)"
+            ))
+            .into())
+        }
+    };
+    if let Some(k) = config.task.max_train_examples {
+        train.truncate(k);
+    }
+    if let Some(k) = config.task.max_eval_examples {
+        eval.truncate(k);
+        segments.truncate(k);
+    }
+    if let Some(longest) = segments.iter().map(|s| s.prompt.len()).max() {
+        if longest + config.generation.max_new_tokens > model.config.n_positions as usize {
+            return Err(BadInput(format!(
+                "generation.max_new_tokens = {} plus the longest evaluation prompt ({longest} tokens) exceeds the model's n_positions = {}",
+                config.generation.max_new_tokens, model.config.n_positions
+            ))
+            .into());
+        }
+    }
+    prepare_out(&out, args.resume, &config)?;
+    log::info!("run folder: {}", out.display());
+    let objective = CausalLm { model, tokenizer, train, eval, pad };
+    let final_eval = || -> Result<Value> {
+        if segments.is_empty() {
+            return Ok(json!({}));
+        }
+        log::info!(
+            "generating for {} {} tables of the {} split",
+            segments.len(),
+            config.task.name,
+            config.task.eval_split
+        );
+        crate::train::generation_eval::evaluate(
+            &objective.model,
+            &objective.tokenizer,
+            &segments,
+            &config.generation,
+            &out,
+        )
+    };
+    let finished = crate::train::train(&config, &objective, &out, args.resume, args.stop_after_steps, &final_eval)?;
+    print_summary(&finished.summary, &out);
+    Ok(())
+}
+
+fn print_summary(summary: &Value, out: &Path) {
+    println!("run folder: {}", out.display());
+    println!("status:     {} after {} steps", summary["status"].as_str().unwrap_or("?"), summary["steps"]);
+    if let Some(eps) = summary["epsilon"].as_object() {
+        for (k, v) in eps {
+            println!("epsilon:    {k} {v}");
+        }
+    }
+    if let Some(m) = summary["metrics"].as_object() {
+        for (k, v) in m {
+            println!("metric:     {k} {v}");
+        }
+    }
+}

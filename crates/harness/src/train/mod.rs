@@ -1,0 +1,422 @@
+//! The training loop of `dpft train`: DP-Adam with per-example clipping (Li et al. 2022, Alg. 1), or
+//! non-private training with the same batches and optimiser.
+//!
+//! Per step: the sampler draws a logical batch (Poisson with q = B/n, or fixed-size); it is processed in
+//! physical micro-batches whose clipped sums are accumulated; once per logical batch noise N(0, σ²C²) is
+//! added, the sum is divided by the expected batch size, the step is appended to the privacy ledger —
+//! refused before release if it would take ε above the target — and the optimiser applies it. Dropout is
+//! reseeded from (seed, step) so that a resumed run repeats the same steps bit for bit.
+//!
+//! Outputs in the run folder: `config.yaml` (the resolved config), `metrics.jsonl` (one line per step and
+//! per evaluation), `checkpoints/`, and at the end `summary.json` and `privacy.json`.
+
+pub mod checkpoint;
+pub mod generation_eval;
+pub mod objective;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use dp_core::accounting::{
+    default_delta, delta_warning, steps_for_epochs, AccountantKind, Accountants, History, Sampling,
+};
+use dp_core::engine::{
+    release, BatchSampler, Budget, ClipMode, ClipStyle, ClippedSum, Clipper, DpOptimizer, EngineError, GaussianNoise,
+    LrSchedule, NoiseSeed, NormMethod, OptimizerKind, Tape,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::{json, Value};
+use tch::{Kind, Tensor};
+
+use crate::exit::BadInput;
+use crate::run_config::{Privacy, PrivacySection, RunConfig};
+use objective::Objective;
+
+/// The DP settings resolved for a run.
+struct Dp {
+    clipper: Clipper,
+    noise: GaussianNoise,
+    sigma: f64,
+    delta: f64,
+    accountant: AccountantKind,
+    budget: Option<Budget>,
+}
+
+/// Appends JSON lines to `metrics.jsonl`.
+struct Metrics {
+    file: std::fs::File,
+}
+
+impl Metrics {
+    /// Opens `metrics.jsonl`, keeping only the lines of steps ≤ `keep_until` (a resumed run rewrites what
+    /// came after its checkpoint).
+    fn open(out: &Path, keep_until: u64) -> Result<Self> {
+        let path = out.join("metrics.jsonl");
+        let kept: Vec<String> = std::fs::read_to_string(&path)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| {
+                serde_json::from_str::<Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= keep_until)
+            })
+            .map(String::from)
+            .collect();
+        let mut text = kept.join("\n");
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        let tmp = out.join(".metrics.jsonl.tmp");
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, &path)?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        Ok(Self { file })
+    }
+
+    fn write(&mut self, line: &Value) -> Result<()> {
+        writeln!(self.file, "{line}")?;
+        Ok(())
+    }
+}
+
+/// The resident-set high-water mark of this process in bytes (Linux `VmHWM`), if known.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// A stable hash of the resolved config (FNV-1a of its YAML), to refuse resuming under another config.
+pub fn config_hash(config: &RunConfig) -> String {
+    let text = crate::run_config::to_yaml(config);
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in text.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{h:016x}")
+}
+
+fn sampler_for(privacy: &Privacy, n: usize, batch: usize, seed: u64) -> Result<BatchSampler> {
+    if batch > n {
+        return Err(BadInput(format!("optimization.batch_size = {batch} exceeds the {n} training examples")).into());
+    }
+    let fixed = matches!(privacy, Privacy::Dp(PrivacySection { sampler, .. }) if sampler == "fixed_size")
+        || matches!(privacy, Privacy::None);
+    Ok(if fixed {
+        BatchSampler::fixed_size(n as u64, batch as u64, seed)?
+    } else {
+        BatchSampler::poisson(n as u64, batch as f64 / n as f64, seed)?
+    })
+}
+
+fn resolve_dp(p: &PrivacySection, sampling: Sampling, steps: u64, n: usize, seed: u64) -> Result<Dp> {
+    let accountant = match p.accountant.as_str() {
+        "prv" => AccountantKind::Prv,
+        _ => AccountantKind::Rdp,
+    };
+    if !accountant.supports(&sampling) {
+        return Err(BadInput(format!(
+            "privacy.accountant = {} does not support privacy.sampler = {}; use rdp with fixed_size batches",
+            p.accountant, p.sampler
+        ))
+        .into());
+    }
+    let delta = p.delta.unwrap_or_else(|| default_delta(n as u64));
+    if let Some(w) = delta_warning(delta, n as u64) {
+        log::warn!("{w}");
+    }
+    let accountants = Accountants::default();
+    let sigma = match (p.noise_multiplier, p.target_epsilon) {
+        (Some(s), _) => s,
+        (None, Some(eps)) => {
+            let c = dp_core::accounting::calibrate_noise(accountant, &accountants, eps, delta, sampling, steps, 1e-3)?;
+            log::info!(
+                "noise multiplier σ = {:.6} for ε = {eps} at δ = {delta:e} over {steps} steps ({})",
+                c.noise_multiplier,
+                accountant.name()
+            );
+            c.noise_multiplier
+        }
+        (None, None) => unreachable!("checked with the config"),
+    };
+    let mode = match p.clipping_mode.as_str() {
+        "ghost" => ClipMode::Ghost,
+        "naive" => ClipMode::Naive,
+        _ => ClipMode::Bk,
+    };
+    let style = match p.clipping_style.as_str() {
+        "per_layer" => ClipStyle::PerLayer,
+        "automatic" => ClipStyle::Automatic,
+        _ => ClipStyle::Flat,
+    };
+    let clipper =
+        Clipper { max_grad_norm: p.max_grad_norm, stability: 1e-6, mode, norm_method: NormMethod::Auto, style }
+            .checked()?;
+    let noise = GaussianNoise::new(if p.noise_seed == "secure" { NoiseSeed::Secure } else { NoiseSeed::Fixed(seed) });
+    let budget = p.target_epsilon.map(|epsilon| Budget { epsilon, delta, accountant });
+    Ok(Dp { clipper, noise, sigma, delta, accountant, budget })
+}
+
+fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimizer> {
+    let o = &config.optimization;
+    let kind = match o.optimizer.as_str() {
+        "sgd" => OptimizerKind::Sgd { momentum: o.momentum },
+        "adamw" => OptimizerKind::AdamW { weight_decay: o.weight_decay },
+        _ => OptimizerKind::Adam,
+    };
+    let schedule =
+        if o.schedule == "linear" { LrSchedule::Linear { total_steps: steps } } else { LrSchedule::Constant };
+    Ok(DpOptimizer::new(kind, o.learning_rate, schedule, o.warmup_steps)?)
+}
+
+/// ε of `history` under every accountant that applies (GDP flagged as an approximation).
+fn epsilons(history: &History, delta: f64) -> Value {
+    if history.steps() == 0 {
+        return json!({});
+    }
+    let acc = Accountants::default();
+    let mut out = serde_json::Map::new();
+    for kind in [AccountantKind::Rdp, AccountantKind::Prv, AccountantKind::Gdp] {
+        let value = match kind {
+            AccountantKind::Prv => acc
+                .prv
+                .epsilon(history, delta)
+                .map(|r| json!({"upper": r.upper, "lower": r.lower, "estimate": r.estimate})),
+            _ => acc.epsilon(kind, history, delta).map(|e| json!(e)),
+        };
+        out.insert(kind.name().to_string(), value.unwrap_or_else(|e| json!({"unavailable": e.to_string()})));
+    }
+    Value::Object(out)
+}
+
+/// Everything a finished (or budget-stopped) run reports.
+pub struct Finished {
+    /// The summary written to `summary.json`.
+    pub summary: Value,
+}
+
+/// Trains `objective` as `config` says, writing into `out`. `evaluate_final` runs the task's final
+/// evaluation (generation metrics, accuracy) and returns its metrics.
+pub fn train(
+    config: &RunConfig,
+    objective: &dyn Objective,
+    out: &Path,
+    resume: bool,
+    stop_after: Option<u64>,
+    evaluate_final: &dyn Fn() -> Result<Value>,
+) -> Result<Finished> {
+    let started = Instant::now();
+    let o = &config.optimization;
+    let n = objective.train_len();
+    if n == 0 {
+        return Err(BadInput("the training set is empty (after dropping over-long examples)".into()).into());
+    }
+    let trainable = objective.trainable();
+    dp_core::engine::check_ownership(&objective.layers(), &trainable)?;
+    let trainable_count: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+    log::info!("{} training examples; {} trainable parameters in {} tensors", n, trainable_count, trainable.len());
+
+    let mut sampler = sampler_for(&config.privacy, n, o.batch_size, o.seed)?;
+    let q = sampler.sampling().sample_rate();
+    let steps = match (o.steps, o.epochs) {
+        (Some(s), _) => s,
+        (None, Some(e)) => steps_for_epochs(e, q)?,
+        _ => unreachable!("checked with the config"),
+    };
+    let dp = match &config.privacy {
+        Privacy::Dp(p) => Some(resolve_dp(p, sampler.sampling(), steps, n, o.seed)?),
+        Privacy::None => None,
+    };
+    let mut optimizer = optimizer_for(config, steps)?;
+    let mut history = History::new();
+    let mut start_step = 0;
+    let hash = config_hash(config);
+    if resume && checkpoint::exists(out) {
+        let r = checkpoint::load(out)?;
+        if r.state.config_hash != hash {
+            bail!(BadInput(format!(
+                "{}: the checkpoint belongs to another config (hash {} vs {}); resume with the config it was started with",
+                out.display(),
+                r.state.config_hash,
+                hash
+            )));
+        }
+        checkpoint::restore_parameters(&objective.parameters(), &r.parameters)?;
+        optimizer.load_state(&trainable, r.state.optimizer_step, &r.optimizer)?;
+        sampler.set_stream_position(r.state.sampler_position.parse().context("checkpoint sampler position")?);
+        if !r.state.history.is_empty() {
+            history = History::from_json(&r.state.history)?;
+        }
+        start_step = r.state.step;
+        log::info!("resuming from step {start_step} of {steps}");
+    }
+    let mut metrics = Metrics::open(out, start_step)?;
+    let save = |step: u64, optimizer: &DpOptimizer, sampler: &BatchSampler, history: &History| -> Result<()> {
+        let (opt_step, opt_state) = optimizer.state(&trainable);
+        let state = checkpoint::TrainState {
+            step,
+            optimizer_step: opt_step,
+            sampler_position: sampler.stream_position().to_string(),
+            history: if history.steps() == 0 { String::new() } else { history.to_json() },
+            noise_multiplier: dp.as_ref().map(|d| d.sigma),
+            config_hash: hash.clone(),
+        };
+        checkpoint::save(out, &state, &objective.parameters(), &opt_state)
+    };
+
+    let bar = ProgressBar::new(steps);
+    bar.set_style(ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} eta {eta}").expect("template"));
+    bar.set_position(start_step);
+    let mut stopped: Option<String> = None;
+    let mut examples_seen = 0u64;
+    let loop_start = Instant::now();
+    for step in start_step + 1..=steps {
+        let t0 = Instant::now();
+        // Dropout masks depend on (seed, step) only: a resumed run repeats them.
+        tch::manual_seed((o.seed.wrapping_mul(1_000_003).wrapping_add(step)) as i64);
+        let batch = sampler.next_batch();
+        let mut loss_sum = 0.0;
+        let grads = match &dp {
+            Some(dp) => {
+                let mut sum = ClippedSum::zeros(&trainable);
+                for chunk in batch.chunks(o.physical_batch_size) {
+                    let mut tape = Tape::on();
+                    let losses = objective.losses(chunk, true, &mut tape)?;
+                    loss_sum += losses.sum(Kind::Double).double_value(&[]);
+                    sum.add(&dp.clipper.clip(&losses, &tape, &trainable)?)?;
+                }
+                let diag = sum.diagnostics(dp.clipper.max_grad_norm, dp.sigma);
+                let accountants = Accountants::default();
+                let released = release(
+                    &sum,
+                    &dp.noise,
+                    dp.sigma,
+                    dp.clipper.max_grad_norm,
+                    &sampler,
+                    step,
+                    &mut history,
+                    dp.budget.as_ref().map(|b| (b, &accountants)),
+                );
+                match released {
+                    Ok(g) => Some((g, Some(diag))),
+                    Err(EngineError::BudgetExceeded { step, epsilon, target, accountant }) => {
+                        stopped = Some(format!(
+                            "stopped before step {step}: it would bring ε to {epsilon:.4} ({accountant}), above the target {target}"
+                        ));
+                        None
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            None => {
+                let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
+                let mut acc: Vec<Tensor> = params.iter().map(|p| p.zeros_like()).collect();
+                for chunk in batch.chunks(o.physical_batch_size) {
+                    let losses = objective.losses(chunk, true, &mut Tape::off())?;
+                    loss_sum += losses.sum(Kind::Double).double_value(&[]);
+                    let g = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &params, false, false)?;
+                    for (a, g) in acc.iter_mut().zip(g) {
+                        *a += g;
+                    }
+                }
+                let scale = 1.0 / batch.len().max(1) as f64;
+                Some((trainable.iter().map(|(n, _)| n.clone()).zip(acc.into_iter().map(|a| a * scale)).collect(), None))
+            }
+        };
+        let Some((grads, diag)) = grads else { break };
+        optimizer.step(&trainable, &grads)?;
+        examples_seen += batch.len() as u64;
+        let loss = if batch.is_empty() { f64::NAN } else { loss_sum / batch.len() as f64 };
+        let eps_rdp =
+            dp.as_ref().and_then(|d| Accountants::default().epsilon(AccountantKind::Rdp, &history, d.delta).ok());
+        let mut line = json!({
+            "step": step, "loss": loss, "examples": batch.len(), "lr": optimizer.lr_at(step),
+            "step_s": t0.elapsed().as_secs_f64(),
+        });
+        if let (Some(e), Some(diag)) = (eps_rdp, diag) {
+            line["epsilon_rdp"] = json!(e);
+            line["clipping"] = serde_json::to_value(diag)?;
+        }
+        metrics.write(&line)?;
+        let rate = examples_seen as f64 / loop_start.elapsed().as_secs_f64();
+        bar.set_message(match eps_rdp {
+            Some(e) => format!("loss {loss:.4}  ε {e:.3}  {rate:.1} ex/s"),
+            None => format!("loss {loss:.4}  {rate:.1} ex/s"),
+        });
+        bar.set_position(step);
+        if o.eval_every > 0 && step % o.eval_every == 0 && step < steps {
+            if let Some(l) = objective.eval_loss(o.physical_batch_size)? {
+                metrics.write(&json!({"step": step, "eval": {"loss": l}}))?;
+            }
+        }
+        if o.checkpoint_every > 0 && step % o.checkpoint_every == 0 {
+            save(step, &optimizer, &sampler, &history)?;
+        }
+        if stop_after == Some(step) {
+            bar.finish_and_clear();
+            log::warn!("stopping after step {step} as asked (--stop-after-steps): no final checkpoint or outputs");
+            return Ok(Finished { summary: json!({"status": "interrupted", "steps": step}) });
+        }
+    }
+    bar.finish_and_clear();
+    let done = optimizer.steps_taken();
+    save(done, &optimizer, &sampler, &history)?;
+    if let Some(msg) = &stopped {
+        log::warn!("{msg}");
+    }
+    let mut eval = serde_json::Map::new();
+    if let Some(l) = objective.eval_loss(o.physical_batch_size)? {
+        eval.insert("loss".into(), json!(l));
+    }
+    if let Value::Object(m) = evaluate_final()? {
+        eval.extend(m);
+    }
+    metrics.write(&json!({"step": done, "eval": eval.clone()}))?;
+    let (delta, sigma) = dp.as_ref().map_or((None, None), |d| (Some(d.delta), Some(d.sigma)));
+    let summary = json!({
+        "status": if stopped.is_some() { "stopped_at_budget" } else { "finished" },
+        "stop_reason": stopped,
+        "steps": done,
+        "planned_steps": steps,
+        "sample_rate": q,
+        "sampler": match sampler.sampling() { Sampling::Poisson { .. } => "poisson", Sampling::FixedSize { .. } => "fixed_size" },
+        "dataset_size": n,
+        "expected_batch_size": sampler.expected_batch_size(),
+        "noise_multiplier": sigma,
+        "delta": delta,
+        "epsilon": delta.map_or(json!(null), |d| epsilons(&history, d)),
+        "budget_accountant": dp.as_ref().map(|d| d.accountant.name()),
+        "trainable_parameters": trainable_count,
+        "metrics": eval,
+        "wall_time_s": started.elapsed().as_secs_f64(),
+        "peak_memory_bytes": peak_rss_bytes(),
+        "peak_memory_kind": "process resident-set high-water mark (VmHWM)",
+    });
+    write_json(&out.join("summary.json"), &summary)?;
+    let privacy = json!({
+        "private": dp.is_some(),
+        "dataset_size": n,
+        "sampler": {"kind": summary["sampler"], "sample_rate": q, "expected_batch_size": sampler.expected_batch_size()},
+        "delta": delta,
+        "noise_multiplier": sigma,
+        "max_grad_norm": dp.as_ref().map(|d| d.clipper.max_grad_norm),
+        "target_epsilon": dp.as_ref().and_then(|d| d.budget.map(|b| b.epsilon)),
+        "epsilon": summary["epsilon"],
+        "history": if history.steps() == 0 { json!(null) } else { serde_json::from_str::<Value>(&history.to_json())? },
+    });
+    write_json(&out.join("privacy.json"), &privacy)?;
+    Ok(Finished { summary })
+}
+
+/// Writes pretty JSON atomically.
+pub fn write_json(path: &Path, value: &Value) -> Result<()> {
+    let tmp: PathBuf = path.with_extension("json.tmp");
+    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}

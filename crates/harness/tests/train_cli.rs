@@ -1,0 +1,187 @@
+//! `dpft train` end to end on CPU with a tiny random GPT-2 (`python/oracles/tiny_models.py`) on E2E rows:
+//! the ledger's ε equals `dpft privacy epsilon` for the same σ, q, T and sampler; a killed and resumed run
+//! ends with bit-identical parameters and an identical ledger; the budget stop; bad configs.
+
+#[path = "../../models/tests/common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn dpft(args: &[&str]) -> Output {
+    let data = models::DataDir::for_tests("e2e").expect("checked by the caller");
+    Command::new(env!("CARGO_BIN_EXE_dpft"))
+        .args(["--device", "cpu", "--data-dir", data.root().to_str().unwrap()])
+        .args(args)
+        .env_remove("DPFT_DEVICE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run dpft")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train").join(name);
+    let _ = std::fs::remove_dir_all(&p);
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    p
+}
+
+/// A config for the tiny GPT-2 on 48 E2E rows: 4 steps of expected batch 16, micro-batches of 8.
+fn config(model: &Path, privacy: &str) -> String {
+    format!(
+        "model: {{path: {}, untie_lm_head: true, add_pad_token: true}}
+task: {{name: e2e, max_length: 60, max_train_examples: 48, max_eval_examples: 8}}
+optimization: {{learning_rate: 1e-3, batch_size: 16, physical_batch_size: 8, steps: 4, checkpoint_every: 2, seed: 3}}
+privacy: {privacy}
+generation: {{num_beams: 2, max_new_tokens: 12, min_new_tokens: 2}}
+",
+        model.display()
+    )
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+fn setup() -> Option<PathBuf> {
+    models::DataDir::for_tests("e2e")?;
+    common::tiny_models().map(|d| d.join("gpt2-tied"))
+}
+
+#[test]
+fn private_run_reports_the_epsilon_of_dpft_privacy() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("eps.yaml");
+    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.3, delta: 1e-5, max_grad_norm: 0.5}")).unwrap();
+    let out = tmp("eps-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["status"], "finished");
+    assert_eq!(summary["steps"], 4);
+    let q = summary["sample_rate"].as_f64().unwrap();
+    assert!((q - 16.0 / 48.0).abs() < 1e-12);
+    let e = dpft(&[
+        "privacy",
+        "epsilon",
+        "--noise-multiplier",
+        "1.3",
+        "--sample-rate",
+        &q.to_string(),
+        "--steps",
+        "4",
+        "--delta",
+        "1e-5",
+        "--accountant",
+        "rdp",
+        "--json",
+    ]);
+    assert!(e.status.success(), "{}", stderr(&e));
+    let reference: Value = serde_json::from_slice(&e.stdout).unwrap();
+    let ours = summary["epsilon"]["rdp"].as_f64().unwrap();
+    let theirs = reference["rdp"]["epsilon"].as_f64().unwrap();
+    assert!((ours - theirs).abs() <= 1e-12 * theirs, "{ours} vs {theirs}");
+    let privacy = read_json(&out.join("privacy.json"));
+    assert_eq!(
+        privacy["history"]["events"].as_array().unwrap().len(),
+        1,
+        "one event of 4 steps: {}",
+        privacy["history"]
+    );
+    let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(lines.lines().filter(|l| l.contains("\"loss\"") && !l.contains("eval")).count(), 4);
+    assert!(summary["metrics"]["loss"].as_f64().unwrap().is_finite());
+}
+
+#[test]
+fn a_killed_and_resumed_run_equals_an_uninterrupted_one() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("resume.yaml");
+    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.5}")).unwrap();
+    let (whole, parts) = (tmp("whole"), tmp("parts"));
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Killed after step 3: the latest checkpoint is step 2; resuming replays step 3 and finishes.
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--stop-after-steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!parts.join("summary.json").exists());
+    assert_eq!(std::fs::read_to_string(parts.join("checkpoints/latest")).unwrap(), "step-2");
+    let again = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "an existing run needs --resume");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let a = common::read(&whole.join("checkpoints/step-4/model.safetensors"));
+    let b = common::read(&parts.join("checkpoints/step-4/model.safetensors"));
+    assert_eq!(a.len(), b.len());
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after resume");
+    }
+    assert_eq!(read_json(&whole.join("privacy.json"))["history"], read_json(&parts.join("privacy.json"))["history"]);
+    let strip = |p: &Path| -> Vec<Value> {
+        std::fs::read_to_string(p.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: Value = serde_json::from_str(l).unwrap();
+                v.as_object_mut().unwrap().remove("step_s");
+                v
+            })
+            .collect()
+    };
+    assert_eq!(strip(&whole), strip(&parts), "metrics.jsonl after resume");
+}
+
+#[test]
+fn the_budget_stops_training_before_it_is_exceeded() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("budget.yaml");
+    // σ = 1 with q = 1/3 at δ = 1e-5 (RDP): ε = 3.41, 4.46, 5.20, 5.82 after steps 1..4, so a target of 5
+    // allows two steps and refuses the third before it is released.
+    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, target_epsilon: 5, delta: 1e-5, max_grad_norm: 0.5}"))
+        .unwrap();
+    let out = tmp("budget-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["status"], "stopped_at_budget", "{summary}");
+    assert_eq!(summary["steps"], 2);
+    let eps = summary["epsilon"]["rdp"].as_f64().unwrap();
+    assert!((eps - 4.460865176064045).abs() < 1e-6, "{eps}");
+    assert!(summary["stop_reason"].as_str().unwrap().contains("before step 3"), "{summary}");
+}
+
+#[test]
+fn bad_configs_exit_2_and_keep_earlier_runs() {
+    let Some(model) = setup() else { return };
+    let out = tmp("kept-run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("summary.json"), "{\"earlier\": true}").unwrap();
+    let good = config(&model, "{target_epsilon: 3, max_grad_norm: 0.1}");
+    let cases = [
+        (good.replace("learning_rate", "learnig_rate"), "learnig_rate"),
+        (good.replace("target_epsilon: 3", "target_epsilon: 0"), "target_epsilon = 0"),
+        (good.replace("max_grad_norm: 0.1", "max_grad_norm: -1"), "max_grad_norm = -1"),
+        (good.replace(&model.display().to_string(), "/nonexistent/model"), "not a model folder"),
+        (good.replace("name: e2e", "name: text, text_files: [nowhere.txt]"), "nowhere.txt"),
+    ];
+    for (i, (text, expect)) in cases.iter().enumerate() {
+        let cfg = tmp(&format!("bad-{i}.yaml"));
+        std::fs::write(&cfg, text).unwrap();
+        let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {}", stderr(&o));
+        assert!(stderr(&o).contains(expect), "case {i}: expected {expect:?} in {}", stderr(&o));
+        assert!(stderr(&o).contains(&format!("bad-{i}.yaml")) || i >= 3, "case {i} names the file: {}", stderr(&o));
+    }
+    // A good config on a folder with an earlier run is refused too (no --resume): nothing is overwritten.
+    let cfg = tmp("good.yaml");
+    std::fs::write(&cfg, &good).unwrap();
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(out.join("summary.json")).unwrap(), "{\"earlier\": true}");
+}

@@ -1,0 +1,119 @@
+//! Score generated texts with the e2e-metrics definitions (or GEM-style for DART) and print JSON.
+//!
+//! ```text
+//! cargo build -p metrics --example eval_gen      # -> target/debug/examples/eval_gen
+//! eval_gen --references REFS --predictions PRED [--predictions PRED2 …]
+//!          [--dart] [--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment]
+//! ```
+//! REFS is e2e-metrics' multi-reference text format (the references of one segment on consecutive lines,
+//! segments separated by a blank line); PRED has one prediction per line. With one `--predictions` the output is
+//! one JSON object `{"BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"}` (with `--dart`: `{"BLEU", "ROUGE_L"}`); with
+//! several, a JSON array in the same order (one METEOR JVM serves them all). Why METEOR is null goes to stderr.
+//!
+//! Test helpers (used by `python/tests/test_metrics.py`), each reading one text per line of FILE and printing one
+//! line per input line: `--ptb-tokenize FILE` (pycocoevalcap's tokenisation, lines lexed as one stream),
+//! `--porter-stem FILE` (NLTK's Porter stemmer), `--rouge-tokenize FILE` (rouge-score's tokeniser).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use metrics::{EvalOptions, Evaluator, MeteorMode, MeteorSetup, NistRefLength};
+
+const USAGE: &str = "usage: eval_gen --references REFS --predictions PRED [--predictions PRED …] [--dart] \
+[--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment]\n       \
+eval_gen --ptb-tokenize FILE | --porter-stem FILE | --rouge-tokenize FILE";
+
+#[derive(Default)]
+struct Args {
+    references: Option<PathBuf>,
+    predictions: Vec<PathBuf>,
+    dart: bool,
+    meteor: MeteorMode,
+    nist_ref_length: NistRefLength,
+    helper: Option<(String, PathBuf)>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value\n{USAGE}"));
+        match a.as_str() {
+            "--references" => args.references = Some(value(&a)?.into()),
+            "--predictions" => args.predictions.push(value(&a)?.into()),
+            "--dart" => args.dart = true,
+            "--meteor-jar" => args.meteor = MeteorMode::Jar(value(&a)?.into()),
+            "--no-meteor" => args.meteor = MeteorMode::Disabled,
+            "--nist-ref-length" => {
+                args.nist_ref_length = match value(&a)?.as_str() {
+                    "mteval_padded" => NistRefLength::MtevalPadded,
+                    "mean_per_segment" => NistRefLength::MeanPerSegment,
+                    other => return Err(format!("unknown --nist-ref-length {other:?}\n{USAGE}")),
+                }
+            }
+            "--ptb-tokenize" | "--porter-stem" | "--rouge-tokenize" => {
+                args.helper = Some((a.clone(), value(&a)?.into()));
+            }
+            "-h" | "--help" => return Err(USAGE.to_string()),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    Ok(args)
+}
+
+fn read_lines(path: &PathBuf) -> Result<Vec<String>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    Ok(text.lines().map(str::to_string).collect())
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if let Some((helper, file)) = &args.helper {
+        let lines = read_lines(file)?;
+        let out: Vec<String> = match helper.as_str() {
+            "--ptb-tokenize" => metrics::ptb::coco_tokenize(&lines),
+            "--porter-stem" => lines.iter().map(|w| metrics::porter::stem(w)).collect(),
+            _ => lines.iter().map(|l| metrics::rouge::rouge_score_tokenize(l).join(" ")).collect(),
+        };
+        for l in out {
+            println!("{l}");
+        }
+        return Ok(());
+    }
+    let refs_path = args.references.as_ref().ok_or_else(|| format!("--references is required\n{USAGE}"))?;
+    if args.predictions.is_empty() {
+        return Err(format!("give at least one --predictions file\n{USAGE}"));
+    }
+    let references = metrics::read_references_file(refs_path).map_err(|e| format!("{}: {e}", refs_path.display()))?;
+    let mut results: Vec<serde_json::Value> = Vec::new();
+    if args.dart {
+        for p in &args.predictions {
+            let preds = metrics::read_predictions_file(p).map_err(|e| e.to_string())?;
+            let s = metrics::evaluate_dart(&preds, &references).map_err(|e| format!("{}: {e}", p.display()))?;
+            results.push(serde_json::to_value(s).map_err(|e| e.to_string())?);
+        }
+    } else {
+        let options = EvalOptions { meteor: args.meteor.clone(), nist_ref_length: args.nist_ref_length };
+        let mut evaluator = Evaluator::new(references, &options).map_err(|e| e.to_string())?;
+        if let MeteorSetup::Unavailable(why) = evaluator.meteor_setup() {
+            eprintln!("METEOR unavailable (null): {why}");
+        }
+        for p in &args.predictions {
+            let preds = metrics::read_predictions_file(p).map_err(|e| e.to_string())?;
+            let s = evaluator.score(&preds).map_err(|e| format!("{}: {e}", p.display()))?;
+            results.push(serde_json::to_value(s).map_err(|e| e.to_string())?);
+        }
+    }
+    let out = if results.len() == 1 { results.remove(0) } else { serde_json::Value::Array(results) };
+    println!("{out}");
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match parse_args().and_then(run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("eval_gen: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

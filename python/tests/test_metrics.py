@@ -1,0 +1,326 @@
+"""Cross-checks of crates/metrics (generation metrics) against the reference implementations.
+
+Binary: target/debug/examples/eval_gen (build it with `cargo build -p metrics --example eval_gen`; override the path
+with DPFT_EVAL_GEN). Data: $DPFT_DATA_DIR, else ../shared/data next to the checkout (E2E dev/test CSVs, DART dev
+XML); without data the tests are skipped with the reason printed.
+
+Systems scored, on the real E2E dev (547 segments, 4,672 references) and test (630 / 4,693) references:
+- "perturbed": per segment one of its references (index = segment mod count), deterministically perturbed
+  (a word dropped, two neighbours swapped, a word repeated, a clause from another segment, or unchanged), plus
+  one empty prediction;
+- "shuffled": the perturbed texts with their words shuffled (seeded).
+
+Oracles and tolerances (absolute, on e2e-metrics' scales):
+- BLEU: sacrebleu.corpus_bleu(hyps, refs padded with None, lowercase=True, tokenize="13a").score / 100: 1e-9.
+- NIST: python/oracles/nist_reference.py (mteval-v13a-sig.pl semantics, written from the Perl): 1e-9 relative.
+- PTB tokenisation: pycocoevalcap's PTBTokenizer (stanford-corenlp-3.4.1.jar): equal strings for every reference
+  and prediction.
+- ROUGE-L, CIDEr: pycocoevalcap Rouge / Cider on the jar's tokenisation: 1e-9.
+- METEOR: pycocoevalcap Meteor (METEOR 1.5 jar), on the first 150 test segments of the perturbed system (the JVM
+  takes ~10 s to load its tables; Rust and Python run concurrently): 1e-6.
+- Porter stemmer: NLTK PorterStemmer on every word of the E2E and DART references: equal.
+- DART (GEM-style, 600 dev entries): BLEU as above over all references, 1e-9; ROUGE-L: rouge-score
+  RougeScorer(["rougeL"], use_stemmer=True) with GEM-metrics' leave-one-out jackknifing, mean F, 1e-9.
+"""
+
+import csv
+import json
+import os
+import pathlib
+import random
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from itertools import zip_longest
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+EVAL_GEN = os.environ.get("DPFT_EVAL_GEN", str(ROOT / "target" / "debug" / "examples" / "eval_gen"))
+sys.path.insert(0, str(ROOT / "python" / "oracles"))
+
+import nist_reference  # noqa: E402
+
+
+def data_dir():
+    d = os.environ.get("DPFT_DATA_DIR")
+    if d:
+        return pathlib.Path(d)
+    d = ROOT.parent / "shared" / "data"
+    return d if d.is_dir() else None
+
+
+def require_data(*parts):
+    d = data_dir()
+    if d is None or not (d.joinpath(*parts)).exists():
+        reason = f"SKIPPED: no {'/'.join(parts)} (set DPFT_DATA_DIR or provide ../shared/data)"
+        print(reason)
+        pytest.skip(reason)
+    return d.joinpath(*parts)
+
+
+def require_binary():
+    if not pathlib.Path(EVAL_GEN).is_file():
+        pytest.fail(f"{EVAL_GEN} missing: run `cargo build -p metrics --example eval_gen`")
+
+
+def read_e2e_segments(path):
+    """Group the CSV's references by consecutive identical MR (e2e-metrics read_and_group_tsv)."""
+    segs, cur_mr = [], None
+    with open(path, encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            ref = " ".join(row["ref"].split("\n")).strip()
+            if row["mr"] != cur_mr:
+                segs.append([ref])
+                cur_mr = row["mr"]
+            else:
+                segs[-1].append(ref)
+    return segs
+
+
+def perturbed_system(segs, seed=13):
+    rng = random.Random(seed)
+    out = []
+    for i, refs in enumerate(segs):
+        words = refs[i % len(refs)].split()
+        kind = i % 5
+        if kind == 0 and len(words) > 3:
+            del words[rng.randrange(len(words))]
+        elif kind == 1 and len(words) > 3:
+            j = rng.randrange(len(words) - 1)
+            words[j], words[j + 1] = words[j + 1], words[j]
+        elif kind == 2 and words:
+            j = rng.randrange(len(words))
+            words.insert(j, words[j])
+        elif kind == 3:
+            other = segs[(i * 7 + 3) % len(segs)][0].split()
+            words = words[: max(1, len(words) // 2)] + other[len(other) // 2:]
+        out.append(" ".join(words))
+    out[len(out) // 2] = ""
+    return out
+
+
+def shuffled_system(texts, seed=29):
+    rng = random.Random(seed)
+    out = []
+    for t in texts:
+        w = t.split()
+        rng.shuffle(w)
+        out.append(" ".join(w))
+    return out
+
+
+def write_refs(path, segs):
+    path.write_text("\n\n".join("\n".join(rs) for rs in segs) + "\n", encoding="utf-8")
+
+
+def write_lines(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def run_eval_gen(*args):
+    out = subprocess.run([EVAL_GEN, *map(str, args)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return out.stdout
+
+
+def coco_tokenize(segs):
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+    gts = {i: [{"caption": c} for c in rs] for i, rs in enumerate(segs)}
+    return PTBTokenizer().tokenize(gts)
+
+
+class Split:
+    """One E2E split: references, two systems, Rust scores and the oracle's inputs."""
+
+    def __init__(self, name, csv_name, tmp):
+        self.name = name
+        self.segs = read_e2e_segments(require_data("e2e", csv_name))
+        self.systems = {"perturbed": perturbed_system(self.segs)}
+        self.systems["shuffled"] = shuffled_system(self.systems["perturbed"])
+        self.refs_path = tmp / f"{name}.refs.txt"
+        write_refs(self.refs_path, self.segs)
+        self.pred_paths = {}
+        for sys_name, preds in self.systems.items():
+            p = tmp / f"{name}.{sys_name}.txt"
+            write_lines(p, preds)
+            self.pred_paths[sys_name] = p
+        names = list(self.systems)
+        scores = json.loads(run_eval_gen("--references", self.refs_path, "--no-meteor",
+                                         *[a for n in names for a in ("--predictions", self.pred_paths[n])]))
+        self.rust = dict(zip(names, scores))
+        # pycocoevalcap tokenisation (jar), references once, each system once.
+        self.gts = coco_tokenize(self.segs)
+        self.res = {n: coco_tokenize([[p] for p in preds]) for n, preds in self.systems.items()}
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    require_binary()
+    if shutil.which("java") is None:
+        pytest.skip("SKIPPED: no java (pycocoevalcap's PTB tokenizer and METEOR need it)")
+    tmp = tmp_path_factory.mktemp("metrics")
+    return {name: Split(name, csv_name, tmp) for name, csv_name in
+            [("dev", "devset.csv"), ("test", "testset_w_refs.csv")]}
+
+
+SYSTEMS = ["perturbed", "shuffled"]
+SPLITS = ["dev", "test"]
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_bleu_matches_sacrebleu(splits, split, system):
+    import sacrebleu
+
+    s = splits[split]
+    streams = list(zip_longest(*s.segs))
+    ref = sacrebleu.corpus_bleu(s.systems[system], streams, lowercase=True, tokenize="13a").score / 100
+    assert abs(s.rust[system]["BLEU"] - ref) <= 1e-9, (s.rust[system]["BLEU"], ref)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_nist_matches_mteval_oracle(splits, split, system):
+    s = splits[split]
+    ref = nist_reference.corpus_nist(s.systems[system], s.segs)
+    assert s.rust[system]["NIST"] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+def test_nist_pymteval_variant(splits):
+    s = splits["dev"]
+    out = json.loads(run_eval_gen("--references", s.refs_path, "--no-meteor", "--nist-ref-length", "mean_per_segment",
+                                  "--predictions", s.pred_paths["perturbed"]))
+    ref = nist_reference.corpus_nist(s.systems["perturbed"], s.segs, "mean_per_segment")
+    assert out["NIST"] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_ptb_tokenization_equals_the_jar(splits, split, tmp_path):
+    s = splits[split]
+    flat = [r for rs in s.segs for r in rs]
+    write_lines(tmp_path / "refs.txt", flat)
+    ours = run_eval_gen("--ptb-tokenize", tmp_path / "refs.txt").split("\n")[: len(flat)]
+    jar = [t for i in range(len(s.segs)) for t in s.gts[i]]
+    bad = [(a, b) for a, b in zip(ours, jar) if a != b]
+    assert len(ours) == len(jar) and not bad, bad[:5]
+    for name, preds in s.systems.items():
+        write_lines(tmp_path / "hyp.txt", preds)
+        ours = run_eval_gen("--ptb-tokenize", tmp_path / "hyp.txt").split("\n")[: len(preds)]
+        jar = [s.res[name][i][0] for i in range(len(preds))]
+        bad = [(a, b) for a, b in zip(ours, jar) if a != b]
+        assert not bad, (name, bad[:5])
+
+
+@pytest.mark.parametrize("split", SPLITS)
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_rouge_l_and_cider_match_pycocoevalcap(splits, split, system):
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    s = splits[split]
+    rouge, _ = Rouge().compute_score(s.gts, s.res[system])
+    cider, _ = Cider().compute_score(s.gts, s.res[system])
+    assert abs(s.rust[system]["ROUGE_L"] - rouge) <= 1e-9, (s.rust[system]["ROUGE_L"], rouge)
+    assert abs(s.rust[system]["CIDEr"] - cider) <= 1e-9, (s.rust[system]["CIDEr"], cider)
+
+
+def test_meteor_matches_pycocoevalcap(splits, tmp_path):
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    s = splits["test"]
+    n = 150
+    write_refs(tmp_path / "refs.txt", s.segs[:n])
+    write_lines(tmp_path / "hyp.txt", s.systems["perturbed"][:n])
+    # Rust's METEOR JVM runs while Python's loads.
+    rust = subprocess.Popen([EVAL_GEN, "--references", tmp_path / "refs.txt", "--predictions", tmp_path / "hyp.txt"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    gts = {i: s.gts[i] for i in range(n)}
+    res = {i: s.res["perturbed"][i] for i in range(n)}
+    ref, _ = Meteor().compute_score(gts, res)
+    out, err = rust.communicate(timeout=300)
+    assert rust.returncode == 0, err
+    ours = json.loads(out)["METEOR"]
+    assert ours is not None, err
+    assert abs(ours - ref) <= 1e-6, (ours, ref)
+
+
+def test_meteor_unavailable_is_null(splits, tmp_path):
+    s = splits["dev"]
+    write_refs(tmp_path / "refs.txt", s.segs[:3])
+    write_lines(tmp_path / "hyp.txt", s.systems["perturbed"][:3])
+    env = dict(os.environ, PATH="/nonexistent", DPFT_METEOR_JAR="/nonexistent/meteor-1.5.jar")
+    env.pop("JAVA_HOME", None)
+    out = subprocess.run([EVAL_GEN, "--references", tmp_path / "refs.txt", "--predictions", tmp_path / "hyp.txt"],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["METEOR"] is None
+    assert "METEOR unavailable" in out.stderr
+
+
+def dart_entries(limit):
+    root = ET.parse(require_data("dart", "dart-v1.1.1-full-dev.xml")).getroot()
+    segs = []
+    for entry in root.iter("entry"):
+        refs = [" ".join((lex.text or "").split()) for lex in entry.iter("lex")]
+        refs = [r for r in refs if r]
+        if refs:
+            segs.append(refs)
+        if len(segs) == limit:
+            break
+    return segs
+
+
+def test_porter_stemmer_matches_nltk(tmp_path):
+    require_binary()
+    from nltk.stem.porter import PorterStemmer
+    from rouge_score import tokenize as rs_tokenize
+
+    words = set()
+    for segs in [read_e2e_segments(require_data("e2e", "devset.csv")),
+                 read_e2e_segments(require_data("e2e", "testset_w_refs.csv")), dart_entries(None)]:
+        for rs in segs:
+            for r in rs:
+                words.update(rs_tokenize.tokenize(r, None))
+    words = sorted(w for w in words if len(w) > 3)
+    write_lines(tmp_path / "words.txt", words)
+    ours = run_eval_gen("--porter-stem", tmp_path / "words.txt").split("\n")[: len(words)]
+    stemmer = PorterStemmer()
+    bad = [(w, a, stemmer.stem(w)) for w, a in zip(words, ours) if a != stemmer.stem(w)]
+    assert len(ours) == len(words) and not bad, bad[:10]
+
+
+def gem_rouge_l(preds, segs):
+    """GEM-metrics ROUGE (gem_metrics/rouge.py) reduced to rougeL F, on the raw texts."""
+    from rouge_score import rouge_scorer
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    per = []
+    for pred, refs in zip(preds, segs):
+        cur = [scorer.score(r, pred)["rougeL"] for r in refs]
+        if len(cur) > 1:
+            best = [max([cur[s] for s in range(len(refs)) if s != leave], key=lambda s: s.fmeasure)
+                    for leave in range(len(refs))]
+            per.append(np.mean([b.fmeasure for b in best]))
+        else:
+            per.append(cur[0].fmeasure)
+    return float(np.mean(per))
+
+
+def test_dart_gem_style(tmp_path):
+    require_binary()
+    import sacrebleu
+
+    segs = dart_entries(600)
+    preds = perturbed_system(segs)
+    write_refs(tmp_path / "refs.txt", segs)
+    write_lines(tmp_path / "hyp.txt", preds)
+    out = json.loads(run_eval_gen("--dart", "--references", tmp_path / "refs.txt", "--predictions",
+                                  tmp_path / "hyp.txt"))
+    bleu = sacrebleu.corpus_bleu(preds, list(zip_longest(*segs)), lowercase=True, tokenize="13a").score / 100
+    assert abs(out["BLEU"] - bleu) <= 1e-9, (out["BLEU"], bleu)
+    rouge = gem_rouge_l(preds, segs)
+    assert abs(out["ROUGE_L"] - rouge) <= 1e-9, (out["ROUGE_L"], rouge)
