@@ -34,7 +34,8 @@ pub struct RunConfig {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
-    /// A Hugging Face model folder (weights and tokenizer).
+    /// A Hugging Face model folder (weights and tokenizer). Model paths are absolute or relative to the
+    /// current directory; `data:REL` means REL inside the data directory.
     #[serde(default)]
     pub path: Option<PathBuf>,
     /// A config.json to initialise randomly from (with `tokenizer`), instead of `path`.
@@ -72,7 +73,7 @@ pub struct TaskSection {
     /// The evaluation split (dev or test).
     #[serde(default = "dev")]
     pub eval_split: String,
-    /// Plain-text files for `name: text` (paths relative to the data directory).
+    /// Plain-text files for `name: text` (relative to the data directory unless absolute).
     #[serde(default)]
     pub text_files: Vec<PathBuf>,
 }

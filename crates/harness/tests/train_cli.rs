@@ -54,14 +54,8 @@ fn setup() -> Option<PathBuf> {
     common::tiny_models().map(|d| d.join("gpt2-tied"))
 }
 
-#[test]
-fn private_run_reports_the_epsilon_of_dpft_privacy() {
-    let Some(model) = setup() else { return };
-    let cfg = tmp("eps.yaml");
-    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.3, delta: 1e-5, max_grad_norm: 0.5}")).unwrap();
-    let out = tmp("eps-run");
-    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    assert!(o.status.success(), "{}", stderr(&o));
+/// The finished run in `out` (σ = 1.0, 4 steps, q = 16/48, δ = 1e-5) reports the ε of `dpft privacy`.
+fn check_epsilon_against_dpft_privacy(out: &Path) {
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["status"], "finished");
     assert_eq!(summary["steps"], 4);
@@ -71,7 +65,7 @@ fn private_run_reports_the_epsilon_of_dpft_privacy() {
         "privacy",
         "epsilon",
         "--noise-multiplier",
-        "1.3",
+        "1.0",
         "--sample-rate",
         &q.to_string(),
         "--steps",
@@ -94,19 +88,25 @@ fn private_run_reports_the_epsilon_of_dpft_privacy() {
         "one event of 4 steps: {}",
         privacy["history"]
     );
+    assert_eq!(privacy["noise_multiplier"], 1.0);
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().filter(|l| l.contains("\"loss\"") && !l.contains("eval")).count(), 4);
     assert!(summary["metrics"]["loss"].as_f64().unwrap().is_finite());
+    for key in ["BLEU", "NIST"] {
+        assert!(summary["metrics"][key].is_number(), "{key} in {}", summary["metrics"]);
+    }
+    assert!(out.join("predictions.txt").is_file() && out.join("references.txt").is_file());
 }
 
 #[test]
-fn a_killed_and_resumed_run_equals_an_uninterrupted_one() {
+fn private_runs_report_dpft_privacy_epsilon_and_resume_exactly() {
     let Some(model) = setup() else { return };
     let cfg = tmp("resume.yaml");
     std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.5}")).unwrap();
     let (whole, parts) = (tmp("whole"), tmp("parts"));
     let o = dpft(&["train", cfg.to_str().unwrap(), "--out", whole.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
+    check_epsilon_against_dpft_privacy(&whole);
     // Killed after step 3: the latest checkpoint is step 2; resuming replays step 3 and finishes.
     let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--stop-after-steps", "3"]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -184,4 +184,39 @@ fn bad_configs_exit_2_and_keep_earlier_runs() {
     let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(out.join("summary.json")).unwrap(), "{\"earlier\": true}");
+}
+
+#[test]
+fn non_private_language_modelling_on_text_lowers_the_loss() {
+    let Some(model) = setup() else { return };
+    let text = tmp("corpus.txt");
+    let line = "the quick brown fox jumps over the lazy dog while the cat sleeps in the warm sun. ";
+    std::fs::write(&text, line.repeat(40)).unwrap();
+    let cfg = tmp("text.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model: {{path: {}}}
+task: {{name: text, text_files: [{}], max_length: 32}}
+optimization: {{optimizer: adamw, learning_rate: 1e-2, batch_size: 8, physical_batch_size: 8, steps: 12, seed: 1}}
+privacy: none
+",
+            model.display(),
+            text.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp("text-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let losses: Vec<f64> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok()?["loss"].as_f64())
+        .collect();
+    assert_eq!(losses.len(), 12);
+    assert!(losses[11] < 0.5 * losses[0], "training loss {losses:?}");
+    let summary = read_json(&out.join("summary.json"));
+    assert!(summary["epsilon"].is_null() && summary["noise_multiplier"].is_null());
+    assert_eq!(read_json(&out.join("privacy.json"))["private"], false);
 }

@@ -84,12 +84,13 @@ fn run(args: Args) -> Result<(), String> {
         return Err(format!("give at least one --predictions file\n{USAGE}"));
     }
     let references = metrics::read_references_file(refs_path).map_err(|e| format!("{}: {e}", refs_path.display()))?;
-    let mut results: Vec<serde_json::Value> = Vec::new();
+    // Serialise the structs themselves (not serde_json::Value) to keep e2e-metrics' key order.
+    let mut results: Vec<String> = Vec::new();
     if args.dart {
         for p in &args.predictions {
             let preds = metrics::read_predictions_file(p).map_err(|e| e.to_string())?;
             let s = metrics::evaluate_dart(&preds, &references).map_err(|e| format!("{}: {e}", p.display()))?;
-            results.push(serde_json::to_value(s).map_err(|e| e.to_string())?);
+            results.push(serde_json::to_string(&s).map_err(|e| e.to_string())?);
         }
     } else {
         let options = EvalOptions { meteor: args.meteor.clone(), nist_ref_length: args.nist_ref_length };
@@ -100,11 +101,14 @@ fn run(args: Args) -> Result<(), String> {
         for p in &args.predictions {
             let preds = metrics::read_predictions_file(p).map_err(|e| e.to_string())?;
             let s = evaluator.score(&preds).map_err(|e| format!("{}: {e}", p.display()))?;
-            results.push(serde_json::to_value(s).map_err(|e| e.to_string())?);
+            results.push(serde_json::to_string(&s).map_err(|e| e.to_string())?);
         }
     }
-    let out = if results.len() == 1 { results.remove(0) } else { serde_json::Value::Array(results) };
-    println!("{out}");
+    if results.len() == 1 {
+        println!("{}", results[0]);
+    } else {
+        println!("[{}]", results.join(","));
+    }
     Ok(())
 }
 

@@ -13,11 +13,9 @@
 //! does the same floating-point operations in the same order (agreement to 1e-9 is asserted in
 //! `python/tests/test_metrics.py`).
 
-use std::collections::HashMap;
-
 use serde::Serialize;
 
-use crate::text::{ngram_counts, tokenize_13a, Vocab, Whitespace};
+use crate::text::{ngram_counts, tokenize_13a, FxMap, Vocab, Whitespace};
 
 /// Maximum n-gram order of BLEU-4.
 pub const MAX_ORDER: usize = 4;
@@ -57,7 +55,7 @@ pub fn corpus_bleu(predictions: &[String], references: &[Vec<String>]) -> BleuSc
         let hyp = vocab.ids(&bleu_tokenize(hyp));
         let refs: Vec<Vec<u32>> = refs.iter().map(|r| vocab.ids(&bleu_tokenize(r))).collect();
         // Max count of each n-gram over the references.
-        let mut ref_max: HashMap<&[u32], u32> = HashMap::new();
+        let mut ref_max: FxMap<&[u32], u32> = FxMap::default();
         for r in &refs {
             for (g, c) in ngram_counts(r, MAX_ORDER) {
                 let e = ref_max.entry(g).or_insert(0);

@@ -13,10 +13,8 @@
 //! Floating-point operations follow the reference code's order (n-grams in first-occurrence order, numpy's
 //! pairwise mean), so scores agree to ~1e-15; the asserted tolerance is 1e-9.
 
-use std::collections::HashMap;
-
 use crate::num::np_mean;
-use crate::text::{py_split, Vocab};
+use crate::text::{py_split, FxMap, FxSet, Vocab};
 
 /// n-gram orders of CIDEr.
 pub const N: usize = 4;
@@ -25,7 +23,7 @@ pub const SIGMA: f64 = 6.0;
 
 /// N-gram counts in first-occurrence order (order 1 first), as pycocoevalcap's `precook` builds its dict.
 fn precook(tokens: &[u32]) -> Vec<(Vec<u32>, u32)> {
-    let mut index: HashMap<&[u32], usize> = HashMap::new();
+    let mut index: FxMap<&[u32], usize> = FxMap::default();
     let mut out: Vec<(Vec<u32>, u32)> = Vec::new();
     for k in 1..=N {
         for w in tokens.windows(k) {
@@ -43,14 +41,14 @@ fn precook(tokens: &[u32]) -> Vec<(Vec<u32>, u32)> {
 
 /// A tf-idf vector per order, its norms, and the bigram "length".
 struct TfIdf {
-    vec: [HashMap<Vec<u32>, f64>; N],
+    vec: [FxMap<Vec<u32>, f64>; N],
     order: Vec<(usize, Vec<u32>)>,
     norm: [f64; N],
     length: f64,
 }
 
-fn counts2vec(counts: &[(Vec<u32>, u32)], df: &HashMap<Vec<u32>, f64>, ref_len: f64) -> TfIdf {
-    let mut vec: [HashMap<Vec<u32>, f64>; N] = Default::default();
+fn counts2vec(counts: &[(Vec<u32>, u32)], df: &FxMap<Vec<u32>, f64>, ref_len: f64) -> TfIdf {
+    let mut vec: [FxMap<Vec<u32>, f64>; N] = Default::default();
     let mut order = Vec::with_capacity(counts.len());
     let mut norm = [0.0f64; N];
     let mut length = 0.0f64;
@@ -99,9 +97,9 @@ pub fn cider_d(candidates: &[String], references: &[Vec<String>]) -> (f64, Vec<f
     };
     let ctest: Vec<_> = candidates.iter().map(|c| cook(c)).collect();
     let crefs: Vec<Vec<_>> = references.iter().map(|rs| rs.iter().map(|r| cook(r)).collect()).collect();
-    let mut df: HashMap<Vec<u32>, f64> = HashMap::new();
+    let mut df: FxMap<Vec<u32>, f64> = FxMap::default();
     for refs in &crefs {
-        let mut seen: std::collections::HashSet<&Vec<u32>> = std::collections::HashSet::new();
+        let mut seen: FxSet<&Vec<u32>> = FxSet::default();
         for r in refs {
             for (g, _) in r {
                 if seen.insert(g) {

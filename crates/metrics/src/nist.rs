@@ -17,11 +17,9 @@
 //!
 //! Oracle: `python/oracles/nist_reference.py`, written from the Perl source; agreement 1e-9 (relative).
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
-use crate::text::{ngram_counts, tokenize_13a, Vocab, Whitespace};
+use crate::text::{ngram_counts, tokenize_13a, FxMap, Vocab, Whitespace};
 
 /// Maximum n-gram order of NIST.
 pub const MAX_ORDER: usize = 5;
@@ -84,7 +82,7 @@ pub fn corpus_nist(predictions: &[String], references: &[Vec<String>], ref_lengt
     let zero_id = vocab.get("0");
 
     // Corpus-wide reference n-gram counts (mteval counts up to 9-grams; only orders ≤ 5 are ever used).
-    let mut corpus_counts: HashMap<&[u32], u64> = HashMap::new();
+    let mut corpus_counts: FxMap<&[u32], u64> = FxMap::default();
     let mut ref_words = 0u64;
     for r in refs.iter().flatten() {
         ref_words += r.len() as u64;
@@ -108,7 +106,7 @@ pub fn corpus_nist(predictions: &[String], references: &[Vec<String>], ref_lengt
     let mut sys_ngrams = [0u64; MAX_ORDER];
     let mut mean_ref_len_sum = 0.0f64;
     for (hyp, rs) in hyps.iter().zip(&refs) {
-        let mut ref_max: HashMap<&[u32], u32> = HashMap::new();
+        let mut ref_max: FxMap<&[u32], u32> = FxMap::default();
         for r in rs {
             for (g, c) in ngram_counts(r, MAX_ORDER) {
                 let e = ref_max.entry(g).or_insert(0);

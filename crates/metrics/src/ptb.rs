@@ -85,7 +85,13 @@ pub fn ptb_tokenize_lines<S: AsRef<str>>(captions: &[S]) -> Vec<Vec<String>> {
         }
         match lx.best(p) {
             Some(m) => {
-                if let Some(tok) = m.out {
+                if let Some(out) = m.out {
+                    let tok: String = match out {
+                        Out::Span(a, b) => chars[a..b].iter().collect(),
+                        Out::NoSoft(a, b) => chars[a..b].iter().filter(|&&c| c != '\u{AD}').collect(),
+                        Out::Static(t) => t.to_string(),
+                        Out::Owned(t) => t,
+                    };
                     lines[line].push(tok.to_lowercase());
                 }
                 p += m.consume.max(1);
@@ -104,15 +110,37 @@ struct Match {
     /// Characters consumed (the rest is pushed back).
     consume: usize,
     /// Token text (`None`: matched and dropped).
-    out: Option<String>,
+    out: Option<Out>,
+}
+
+/// A token's text, built only for the winning match.
+enum Out {
+    /// The input characters `[a, b)`.
+    Span(usize, usize),
+    /// The input characters `[a, b)` without soft hyphens (U+00AD).
+    NoSoft(usize, usize),
+    Static(&'static str),
+    Owned(String),
+}
+
+impl From<String> for Out {
+    fn from(s: String) -> Self {
+        Out::Owned(s)
+    }
+}
+
+impl From<&'static str> for Out {
+    fn from(s: &'static str) -> Self {
+        Out::Static(s)
+    }
 }
 
 impl Match {
-    fn tok(len: usize, out: String) -> Self {
-        Match { len, consume: len, out: Some(out) }
+    fn tok(len: usize, out: impl Into<Out>) -> Self {
+        Match { len, consume: len, out: Some(out.into()) }
     }
-    fn ctx(len: usize, consume: usize, out: String) -> Self {
-        Match { len, consume, out: Some(out) }
+    fn ctx(len: usize, consume: usize, out: impl Into<Out>) -> Self {
+        Match { len, consume, out: Some(out.into()) }
     }
 }
 
@@ -209,37 +237,54 @@ fn latex_quotes(tok: &str, probably_left: bool) -> String {
     out
 }
 
-fn remove_soft_hyphens(s: &str) -> String {
-    s.replace('\u{AD}', "")
-}
-
 // Abbreviation lists of PTBLexer 3.4.1. A leading '!' makes the first character case-sensitive (JFlex's
 // `[A]rk`: %caseless does not apply inside character classes); everything else is caseless.
-const ABMONTH: &[&str] = &["Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"];
-const ABDAYS: &[&str] = &["Mon", "Tue", "Tues", "Wed", "Thu", "Thurs", "Fri"];
-const ABSTATE: &[&str] = &[
+static ABMONTH: &[&str] = &["Jan", "Feb", "Mar", "Apr", "Jun", "Jul", "Aug", "Sep", "Sept", "Oct", "Nov", "Dec"];
+static ABDAYS: &[&str] = &["Mon", "Tue", "Tues", "Wed", "Thu", "Thurs", "Fri"];
+static ABSTATE: &[&str] = &[
     "Ala", "Ariz", "!Az", "!Ark", "Calif", "Colo", "Conn", "Ct", "Dak", "!Del", "Fla", "Ga", "!Ill", "Ind", "Kan",
     "Kans", "Ky", "!La", "!Mass", "Md", "Mich", "Minn", "!Miss", "Mo", "Mont", "Neb", "Nev", "Okla", "!Ore", "!Pa",
     "Penn", "Tenn", "!Tex", "Va", "Vt", "!Wash", "Wis", "Wisc", "Wyo",
 ];
-const ABCOMP: &[&str] = &[
+static ABCOMP: &[&str] = &[
     "Inc", "Co", "Cos", "Corp", "Pty", "Ptys", "Ppty", "Pptys", "Pte", "Ptes", "Ppte", "Pptes", "Ltd", "Plc", "Rt",
     "Bancorp", "Bhd", "Assn", "Univ", "Intl", "Sys",
 ];
-const ABNUM: &[&str] = &["tel", "est", "ext", "sq"];
-const ABPTIT: &[&str] = &["Jr", "Sr", "Bros", "Ed.D", "Ph.D", "Blvd", "Rd", "Esq"];
-const ABBREV1_OTHER: &[&str] = &["etc", "al", "seq", "Bldg"];
-const ABTITLE: &[&str] = &[
+static ABNUM: &[&str] = &["tel", "est", "ext", "sq"];
+static ABPTIT: &[&str] = &["Jr", "Sr", "Bros", "Ed.D", "Ph.D", "Blvd", "Rd", "Esq"];
+static ABBREV1_OTHER: &[&str] = &["etc", "al", "seq", "Bldg"];
+static ABTITLE: &[&str] = &[
     "Mr", "Mrs", "Ms", "!Miss", "Dr", "Drs", "Prof", "Profs", "Sen", "Sens", "Rep", "Reps", "Atty", "Attys", "Lt",
     "Col", "Gen", "Messrs", "Gov", "Govs", "Adm", "Rev", "Maj", "Sgt", "Cpl", "Pvt", "Capt", "St", "Ste", "Ave",
     "Pres", "Lieut", "Rt", "Hon", "Brig", "Cmdr", "Comdr", "Pfc", "Spc", "Supt", "Supts", "Det", "Mt", "Ft", "Adj",
     "Adv", "Asst", "Assoc", "Ens", "Insp", "Mlle", "Mme", "Msgr", "Sfc", "Sr",
 ];
 /// `vs|[v]|Alex|Wm|Jos|Cie|a\.k\.a|cf|TREAS|Ph` and `ABCOMP2 = Invt|Elec|Natl|M[ft]g|Dept`.
-const ABBREV4_OTHER: &[&str] =
+static ABBREV4_OTHER: &[&str] =
     &["vs", "Alex", "Wm", "Jos", "Cie", "a.k.a", "cf", "TREAS", "Ph", "Invt", "Elec", "Natl", "Mfg", "Mtg", "Dept"];
 /// `ABBREV3` (only before a number).
-const ABBREV3: &[&str] = &["ca", "fig", "figs", "prop", "no", "nos", "art", "bldg", "pp", "op"];
+static ABBREV3: &[&str] = &["ca", "fig", "figs", "prop", "no", "nos", "art", "bldg", "pp", "op"];
+/// The abbreviation entries by lower-cased first letter: (list, text without '!', first letter case-sensitive).
+type AbbrevEntry = (&'static [&'static str], &'static str, bool);
+
+fn abbrev_index() -> &'static [Vec<AbbrevEntry>; 26] {
+    static INDEX: std::sync::OnceLock<[Vec<AbbrevEntry>; 26]> = std::sync::OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut index: [Vec<AbbrevEntry>; 26] = Default::default();
+        for list in [ABMONTH, ABDAYS, ABSTATE, ABCOMP, ABNUM, ABPTIT, ABBREV1_OTHER, ABTITLE, ABBREV4_OTHER, ABBREV3] {
+            for &e in list {
+                let (text, exact) = match e.strip_prefix('!') {
+                    Some(rest) => (rest, true),
+                    None => (e, false),
+                };
+                let first = text.as_bytes()[0].to_ascii_lowercase();
+                index[usize::from(first - b'a')].push((list, text, exact));
+            }
+        }
+        index
+    })
+}
+
 /// Words after which an acronym's period is also a sentence end (`ACRONYM/({SPACES})(...){SPACE}`); the first
 /// letter is case-sensitive (upper-case), the rest caseless.
 const SENT_START: &[&str] = &[
@@ -307,36 +352,27 @@ impl Lexer<'_> {
         self.s[a..b].iter().collect()
     }
 
-    /// Case-insensitive literal at `p`; returns its end.
+    /// Case-insensitive ASCII literal at `p`; returns its end.
     fn lit(&self, p: usize, word: &str) -> Option<usize> {
-        let mut i = p;
-        for w in word.chars() {
-            let c = self.at(i)?;
-            if !c.eq_ignore_ascii_case(&w) {
-                return None;
-            }
-            i += 1;
-        }
-        Some(i)
+        let w = word.as_bytes();
+        let chars = self.s.get(p..p + w.len())?;
+        chars.iter().zip(w).all(|(&c, b)| c.is_ascii() && (c as u8).eq_ignore_ascii_case(b)).then_some(p + w.len())
     }
 
-    /// A list entry (see the '!' convention of the abbreviation lists).
-    fn entry(&self, p: usize, entry: &str) -> Option<usize> {
-        match entry.strip_prefix('!') {
-            Some(rest) => {
-                let first = rest.chars().next()?;
-                if self.at(p)? != first {
+    /// Ends of the entries of `lists` matching at `p` (see the '!' convention of the abbreviation lists).
+    fn entries<'b>(&'b self, p: usize, lists: &'b [&'static [&'static str]]) -> impl Iterator<Item = usize> + 'b {
+        let bucket: &[(&'static [&'static str], &'static str, bool)] = match self.at(p) {
+            Some(c) if c.is_ascii_alphabetic() => &abbrev_index()[usize::from(c.to_ascii_lowercase() as u8 - b'a')],
+            _ => &[],
+        };
+        bucket.iter().filter(move |(list, _, _)| lists.iter().any(|l| std::ptr::eq(*l, *list))).filter_map(
+            move |&(_, text, exact_first)| {
+                if exact_first && self.at(p)? != text.chars().next()? {
                     return None;
                 }
-                self.lit(p + 1, &rest[first.len_utf8()..])
-            }
-            None => self.lit(p, entry),
-        }
-    }
-
-    /// Ends of all list entries matching at `p`.
-    fn entries<'b>(&'b self, p: usize, lists: &'b [&'b [&'b str]]) -> impl Iterator<Item = usize> + 'b {
-        lists.iter().flat_map(|l| l.iter()).filter_map(move |e| self.entry(p, e))
+                self.lit(p, text)
+            },
+        )
     }
 
     /// `APOS = ['\u0092\u2019]|&apos;` → its end.
@@ -889,25 +925,29 @@ impl Lexer<'_> {
         };
         let s = self;
         let c = s.at(p)?;
+        // Characters up to the next space: e-mail, URL and file-name rules need an '@' or a '.' in there.
+        let region = &s.s[p..s.run(p, |c| !is_spacenl(c))];
+        let has_at = region.contains(&'@');
+        let has_dot = region.contains(&'.');
 
         // cannot | 'twas  (push back 3) ; 'tis | gonna | gotta | lemme | gimme | wanna (push back 2)
         offer(
             s.lit(p, "cannot")
                 .or_else(|| s.apos(p).and_then(|q| s.lit(q, "twas")))
-                .map(|e| Match::ctx(e - p, e - p - 3, s.text(p, e - 3))),
+                .map(|e| Match::ctx(e - p, e - p - 3, Out::Span(p, e - 3))),
         );
         offer(
             s.apos(p)
                 .and_then(|q| s.lit(q, "tis"))
                 .or_else(|| ["gonna", "gotta", "lemme", "gimme", "wanna"].iter().find_map(|w| s.lit(p, w)))
-                .map(|e| Match::ctx(e - p, e - p - 2, s.text(p, e - 2))),
+                .map(|e| Match::ctx(e - p, e - p - 2, Out::Span(p, e - 2))),
         );
         offer(s.sgml(p).map(|e| Match::tok(e - p, s.text(p, e).replace(' ', "\u{A0}"))));
         // SPMDASH
         let dash_entity = ["&MD;", "&mdash;", "&ndash;"].iter().find_map(|w| s.lit(p, w));
         let dash_char = matches!(c, '\u{96}' | '\u{97}' | '\u{2013}' | '\u{2014}' | '\u{2015}').then_some(p + 1);
-        offer(dash_entity.or(dash_char).map(|e| Match::tok(e - p, "--".into())));
-        offer(s.lit(p, "&amp;").map(|e| Match::tok(e - p, "&".into())));
+        offer(dash_entity.or(dash_char).map(|e| Match::tok(e - p, "--")));
+        offer(s.lit(p, "&amp;").map(|e| Match::tok(e - p, "&")));
         // SPPUNC
         if c == '&' {
             let named = ["HT", "TL", "UR", "LR", "QC", "QL", "QR", "odq", "cdq"]
@@ -917,27 +957,31 @@ impl Lexer<'_> {
                     (s.is(p + 1, |c| c == '#') && s.is(p + 2, |c| c.is_ascii_digit()))
                         .then(|| s.run(p + 2, |c| c.is_ascii_digit()))
                 });
-            offer(named.filter(|&e| s.is(e, |c| c == ';')).map(|e| Match::tok(e + 1 - p, s.text(p, e + 1))));
+            offer(named.filter(|&e| s.is(e, |c| c == ';')).map(|e| Match::tok(e + 1 - p, Out::Span(p, e + 1))));
         }
         let word = s.word(p);
         // WORD/REDAUX
         if let Some(w) = word {
-            offer(s.redaux(w).map(|e| Match::ctx(e - p, w - p, remove_soft_hyphens(&s.text(p, w)))));
+            offer(s.redaux(w).map(|e| Match::ctx(e - p, w - p, Out::NoSoft(p, w))));
         }
         // SWORD/SREDAUX
-        offer(s.sword_sredaux(p).map(|(w, e)| Match::ctx(e - p, w - p, remove_soft_hyphens(&s.text(p, w)))));
+        offer(s.sword_sredaux(p).map(|(w, e)| Match::ctx(e - p, w - p, Out::NoSoft(p, w))));
         // WORD
-        offer(word.map(|w| Match::tok(w - p, remove_soft_hyphens(&s.text(p, w)))));
+        offer(word.map(|w| Match::tok(w - p, Out::NoSoft(p, w))));
         // APOWORD
-        offer(s.apoword(p).map(|e| Match::tok(e - p, s.text(p, e))));
+        offer(s.apoword(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
         // APOWORD2/[:letter:]
         if matches!(c, 'y' | 'Y') {
-            offer(s.apos(p + 1).filter(|&q| s.is(q, is_letter)).map(|q| Match::ctx(q + 1 - p, q - p, s.text(p, q))));
+            offer(s.apos(p + 1).filter(|&q| s.is(q, is_letter)).map(|q| Match::ctx(q + 1 - p, q - p, Out::Span(p, q))));
         }
-        offer(s.full_url(p).map(|e| Match::tok(e - p, s.text(p, e))));
-        offer(s.likely_url(p).map(|e| Match::tok(e - p, s.text(p, e))));
-        offer(s.email(p).map(|e| Match::tok(e - p, s.text(p, e))));
-        offer(s.twitter(p).map(|e| Match::tok(e - p, s.text(p, e))));
+        offer(s.full_url(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
+        if has_dot {
+            offer(s.likely_url(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
+        }
+        if has_at {
+            offer(s.email(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
+        }
+        offer(s.twitter(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
         // REDAUX/[^A-Za-z]
         offer(
             s.redaux(p)
@@ -946,8 +990,8 @@ impl Lexer<'_> {
         );
         // SREDAUX
         offer(s.sredaux(p).map(|e| Match::tok(e - p, latex_quotes(&s.text(p, e), false))));
-        offer(s.date(p).map(|e| Match::tok(e - p, s.text(p, e))));
-        offer(s.number(p).map(|e| Match::tok(e - p, remove_soft_hyphens(&s.text(p, e)))));
+        offer(s.date(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
+        offer(s.number(p).map(|e| Match::tok(e - p, Out::NoSoft(p, e))));
         // SUBSUPNUM
         {
             let sup = |c: char| matches!(c, '\u{2070}' | '\u{B9}' | '\u{B2}' | '\u{B3}' | '\u{2074}'..='\u{2079}');
@@ -955,7 +999,7 @@ impl Lexer<'_> {
             let q = if s.is(p, |c| matches!(c, '\u{207A}' | '\u{207B}' | '\u{208A}' | '\u{208B}')) { p + 1 } else { p };
             let e = s.run(q, sup).max(s.run(q, sub));
             if e > q {
-                offer(Some(Match::tok(e - p, s.text(p, e))));
+                offer(Some(Match::tok(e - p, Out::Span(p, e))));
             }
         }
         offer(s.frac(p).map(|e| Match::tok(e - p, s.text(p, e).replace(' ', "\u{A0}"))));
@@ -970,14 +1014,14 @@ impl Lexer<'_> {
         };
         offer(frac2.map(|t| Match::tok(1, t)));
         offer(s.tbspec(p).map(|e| Match::tok(e - p, s.text(p, e).replace("&amp;", "&").replace("&AMP;", "&"))));
-        offer(s.thing3(p).map(|e| Match::tok(e - p, s.text(p, e))));
+        offer(s.thing3(p).map(|e| Match::tok(e - p, Out::Span(p, e))));
         // DOLSIGN = [A-Z]*\$|#
         {
             let e = s.run(p, |c| c.is_ascii_uppercase());
             if s.is(e, |c| c == '$') {
-                offer(Some(Match::tok(e + 1 - p, s.text(p, e + 1))));
+                offer(Some(Match::tok(e + 1 - p, Out::Span(p, e + 1))));
             } else if c == '#' {
-                offer(Some(Match::tok(1, "#".into())));
+                offer(Some(Match::tok(1, "#")));
             }
         }
         // DOLSIGN2 with normalizeCurrency
@@ -1002,9 +1046,9 @@ impl Lexer<'_> {
                 });
                 if let Some(e) = next.filter(|&e| s.is(e, |c| is_spacenl(c) || c == '?' || c == '!')).max() {
                     offer(Some(if a == p + 1 {
-                        Match::ctx(e + 1 - p, 1, s.text(p, p + 1))
+                        Match::ctx(e + 1 - p, 1, Out::Span(p, p + 1))
                     } else {
-                        Match::ctx(e + 1 - p, a - p, s.text(p, a + 1))
+                        Match::ctx(e + 1 - p, a - p, Out::Span(p, a + 1))
                     }));
                 }
             }
@@ -1016,7 +1060,7 @@ impl Lexer<'_> {
         {
             if s.is(q, |c| c == '.') && s.is(q + 1, is_space) {
                 if let Some(e) = s.lit(q + 2, "ltd").or_else(|| s.lit(q + 2, "lim")) {
-                    offer(Some(Match::ctx(e - p, q + 1 - p, s.text(p, q + 1))));
+                    offer(Some(Match::ctx(e - p, q + 1 - p, Out::Span(p, q + 1))));
                 }
             }
         }
@@ -1024,38 +1068,42 @@ impl Lexer<'_> {
         if let Some(e) = s.entries(p, &[ABBREV3]).filter(|&q| s.is(q, |c| c == '.')).map(|q| q + 1).max() {
             let d = if s.is(e, is_spacenl) { e + 1 } else { e };
             if s.is(d, is_digit) {
-                offer(Some(Match::ctx(d + 1 - p, e - p, s.text(p, e))));
+                offer(Some(Match::ctx(d + 1 - p, e - p, Out::Span(p, e))));
             }
         }
         // ABBREV1/{SENTEND} (the period once more), ABBREV1/[^][^], ABBREV1 at the end of input (period again).
         if let Some(e) = s.abbrev1(p) {
             if let Some(t) = s.sentend(e) {
-                offer(Some(Match::ctx(t - p, e - 1 - p, s.text(p, e))));
+                offer(Some(Match::ctx(t - p, e - 1 - p, Out::Span(p, e))));
             } else if e + 2 <= s.s.len() {
-                offer(Some(Match::ctx(e + 2 - p, e - p, s.text(p, e))));
+                offer(Some(Match::ctx(e + 2 - p, e - p, Out::Span(p, e))));
             } else {
-                offer(Some(Match::ctx(e - p, e - 1 - p, s.text(p, e))));
+                offer(Some(Match::ctx(e - p, e - 1 - p, Out::Span(p, e))));
             }
         }
         // ABBREV2 = {ABBREV4}\. ; ABBREV4/{SPACE}
         let ab4 = s.abbrev4(p);
-        offer(ab4.iter().filter(|&&q| s.is(q, |c| c == '.')).max().map(|&q| Match::tok(q + 1 - p, s.text(p, q + 1))));
-        offer(ab4.iter().filter(|&&q| s.is(q, is_space)).max().map(|&q| Match::ctx(q + 1 - p, q - p, s.text(p, q))));
+        offer(
+            ab4.iter().filter(|&&q| s.is(q, |c| c == '.')).max().map(|&q| Match::tok(q + 1 - p, Out::Span(p, q + 1))),
+        );
+        offer(ab4.iter().filter(|&&q| s.is(q, is_space)).max().map(|&q| Match::ctx(q + 1 - p, q - p, Out::Span(p, q))));
         // ACRO/{SPACENL}
-        offer(s.acro(p).filter(|&q| s.is(q, is_spacenl)).map(|q| Match::ctx(q + 1 - p, q - p, s.text(p, q))));
+        offer(s.acro(p).filter(|&q| s.is(q, is_spacenl)).map(|q| Match::ctx(q + 1 - p, q - p, Out::Span(p, q))));
         // TBSPEC2/{SPACENL} = {APOS}[0-9][0-9]
         if let Some(q) = s.apos(p) {
             if s.is(q, |c| c.is_ascii_digit()) && s.is(q + 1, |c| c.is_ascii_digit()) && s.is(q + 2, is_spacenl) {
-                offer(Some(Match::ctx(q + 3 - p, q + 2 - p, s.text(p, q + 2))));
+                offer(Some(Match::ctx(q + 3 - p, q + 2 - p, Out::Span(p, q + 2))));
             }
         }
         // WORD\./{INSENTP}
         if let Some(w) = word {
             if s.is(w, |c| c == '.') && s.is(w + 1, is_insentp) {
-                offer(Some(Match::ctx(w + 2 - p, w + 1 - p, remove_soft_hyphens(&s.text(p, w + 1)))));
+                offer(Some(Match::ctx(w + 2 - p, w + 1 - p, Out::NoSoft(p, w + 1))));
             }
         }
-        offer(s.filename(p).map(|e| Match::ctx(e + 1 - p, e - p, s.text(p, e))));
+        if has_dot {
+            offer(s.filename(p).map(|e| Match::ctx(e + 1 - p, e - p, Out::Span(p, e))));
+        }
         offer(s.phone(p).map(|e| {
             let t = s.text(p, e).replace(' ', "\u{A0}").replace('(', "-LRB-").replace(')', "-RRB-");
             Match::tok(e - p, t)
@@ -1071,22 +1119,22 @@ impl Lexer<'_> {
         }
         // < > (and their entities), brackets
         offer(match c {
-            '<' => Some(Match::tok(1, "<".into())),
-            '>' => Some(Match::tok(1, ">".into())),
-            '{' => Some(Match::tok(1, "-LCB-".into())),
-            '}' => Some(Match::tok(1, "-RCB-".into())),
-            '[' => Some(Match::tok(1, "-LSB-".into())),
-            ']' => Some(Match::tok(1, "-RSB-".into())),
-            '(' => Some(Match::tok(1, "-LRB-".into())),
-            ')' => Some(Match::tok(1, "-RRB-".into())),
+            '<' => Some(Match::tok(1, "<")),
+            '>' => Some(Match::tok(1, ">")),
+            '{' => Some(Match::tok(1, "-LCB-")),
+            '}' => Some(Match::tok(1, "-RCB-")),
+            '[' => Some(Match::tok(1, "-LSB-")),
+            ']' => Some(Match::tok(1, "-RSB-")),
+            '(' => Some(Match::tok(1, "-LRB-")),
+            ')' => Some(Match::tok(1, "-RRB-")),
             _ => None,
         });
-        offer(s.lit(p, "&lt;").map(|e| Match::tok(e - p, "<".into())));
-        offer(s.lit(p, "&gt;").map(|e| Match::tok(e - p, ">".into())));
+        offer(s.lit(p, "&lt;").map(|e| Match::tok(e - p, "<")));
+        offer(s.lit(p, "&gt;").map(|e| Match::tok(e - p, ">")));
         // HYPHENS: 3 or 4 hyphens are a dash
         if c == '-' {
             let e = s.run(p, |c| c == '-');
-            let t = if (3..=4).contains(&(e - p)) { "--".to_string() } else { s.text(p, e) };
+            let t = if (3..=4).contains(&(e - p)) { Out::Static("--") } else { Out::Span(p, e) };
             offer(Some(Match::tok(e - p, t)));
         }
         // LDOTS = \.{3,5}|(\.[ \u00A0]){2,4}\.|[\u0085\u2026]
@@ -1107,26 +1155,26 @@ impl Lexer<'_> {
             if matches!(c, '\u{85}' | '\u{2026}') {
                 e = e.max(Some(p + 1));
             }
-            offer(e.map(|e| Match::tok(e - p, "...".into())));
+            offer(e.map(|e| Match::tok(e - p, "...")));
         }
         // FNMARKS = @+|#+|_+ ; ASTS = \*+|(\\\*){1,3}
         if matches!(c, '@' | '#' | '_' | '*') {
             let e = s.run(p, |x| x == c);
-            offer(Some(Match::tok(e - p, s.text(p, e))));
+            offer(Some(Match::tok(e - p, Out::Span(p, e))));
         }
         if c == '\\' && s.is(p + 1, |c| c == '*') {
             let mut e = p;
             while e - p < 6 && s.is(e, |c| c == '\\') && s.is(e + 1, |c| c == '*') {
                 e += 2;
             }
-            offer(Some(Match::tok(e - p, s.text(p, e))));
+            offer(Some(Match::tok(e - p, Out::Span(p, e))));
         }
         if is_insentp(c) {
             offer(Some(Match::tok(1, c.to_string())));
         }
         if c == '?' || c == '!' {
             let e = s.run(p, |c| c == '?' || c == '!');
-            offer(Some(Match::tok(e - p, s.text(p, e))));
+            offer(Some(Match::tok(e - p, Out::Span(p, e))));
         }
         if matches!(
             c,
@@ -1137,16 +1185,16 @@ impl Lexer<'_> {
         // HTHING\./{INSENTP} ; HTHING
         if let Some(e) = s.hthing(p) {
             if s.is(e, |c| c == '.') && s.is(e + 1, is_insentp) {
-                offer(Some(Match::ctx(e + 2 - p, e + 1 - p, remove_soft_hyphens(&s.text(p, e + 1)))));
+                offer(Some(Match::ctx(e + 2 - p, e + 1 - p, Out::NoSoft(p, e + 1))));
             }
-            offer(Some(Match::tok(e - p, remove_soft_hyphens(&s.text(p, e)))));
+            offer(Some(Match::tok(e - p, Out::NoSoft(p, e))));
         }
         // THING\./{INSENTP} ; THING
         if let Some(e) = s.thing(p) {
             if s.is(e, |c| c == '.') && s.is(e + 1, is_insentp) {
-                offer(Some(Match::ctx(e + 2 - p, e + 1 - p, s.text(p, e + 1))));
+                offer(Some(Match::ctx(e + 2 - p, e + 1 - p, Out::Span(p, e + 1))));
             }
-            offer(Some(Match::tok(e - p, s.text(p, e))));
+            offer(Some(Match::tok(e - p, Out::Span(p, e))));
         }
         // THINGA\./{INSENTP} ; THINGA
         if let Some(e) = s.thinga(p) {
@@ -1161,7 +1209,7 @@ impl Lexer<'_> {
             && s.is(p + 1, |c| c.is_ascii_alphabetic())
             && s.is(p + 2, |c| !matches!(c, ' ' | '\t' | '\n' | '\r' | '\u{A0}'))
         {
-            offer(Some(Match::ctx(3, 1, "`".into())));
+            offer(Some(Match::ctx(3, 1, "`")));
         }
         // REDAUX
         offer(s.redaux(p).map(|e| Match::tok(e - p, latex_quotes(&s.text(p, e), false))));
@@ -1198,11 +1246,11 @@ impl Lexer<'_> {
         offer(
             s.lit(p, "c++")
                 .or_else(|| if matches!(c, 'c' | 'C' | 'f' | 'F') { s.lit(p + 1, "#") } else { None })
-                .map(|e| Match::tok(e - p, s.text(p, e))),
+                .map(|e| Match::tok(e - p, Out::Span(p, e))),
         );
         // FAKEDUCKFEET = <<|>>
         if (c == '<' || c == '>') && s.is(p + 1, |x| x == c) {
-            offer(Some(Match::tok(2, s.text(p, p + 2))));
+            offer(Some(Match::tok(2, Out::Span(p, p + 2))));
         }
         if is_misc_symbol(c) {
             offer(Some(Match::tok(1, c.to_string())));

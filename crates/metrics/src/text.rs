@@ -91,10 +91,57 @@ pub fn tokenize_13a(line: &str, whitespace: Whitespace) -> Vec<String> {
     }
 }
 
+/// The Fx hash (rustc's FxHasher: multiply-rotate per word). Not DoS-resistant, which does not matter for
+/// n-gram tables, and much cheaper than SipHash, notably in unoptimised builds.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct FxHasher {
+    hash: u64,
+}
+
+impl FxHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]));
+        }
+        for &b in chunks.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.add(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.add(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.add(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+    fn finish(&self) -> u64 {
+        self.hash
+    }
+}
+
+/// A `HashMap` with [`FxHasher`].
+pub type FxMap<K, V> = std::collections::HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// A `HashSet` with [`FxHasher`].
+pub type FxSet<K> = std::collections::HashSet<K, std::hash::BuildHasherDefault<FxHasher>>;
+
 /// Map tokens to dense integer ids so that n-grams are cheap to hash and compare.
 #[derive(Debug, Default)]
 pub struct Vocab {
-    ids: std::collections::HashMap<String, u32>,
+    ids: FxMap<String, u32>,
 }
 
 impl Vocab {
@@ -119,12 +166,20 @@ impl Vocab {
     }
 }
 
-/// Counts of all n-grams of orders `1..=max_n` of `tokens` (order = key length).
-pub fn ngram_counts(tokens: &[u32], max_n: usize) -> std::collections::HashMap<&[u32], u32> {
-    let mut counts = std::collections::HashMap::new();
+/// Counts of all n-grams of orders `1..=max_n` of `tokens` (order = key length), in first-occurrence order
+/// (orders ascending), so that sums over them are deterministic.
+pub fn ngram_counts(tokens: &[u32], max_n: usize) -> Vec<(&[u32], u32)> {
+    let mut index: FxMap<&[u32], usize> = FxMap::default();
+    let mut counts: Vec<(&[u32], u32)> = Vec::new();
     for n in 1..=max_n {
         for w in tokens.windows(n) {
-            *counts.entry(w).or_insert(0) += 1;
+            match index.get(w) {
+                Some(&i) => counts[i].1 += 1,
+                None => {
+                    index.insert(w, counts.len());
+                    counts.push((w, 1));
+                }
+            }
         }
     }
     counts

@@ -48,21 +48,33 @@ fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-/// Resolves a path of the config: absolute, or relative to the current directory.
-fn resolve(p: &Path) -> PathBuf {
-    p.to_path_buf()
+/// Resolves a model path of the config: `data:REL` is REL inside the data directory (e.g.
+/// `data:tokenizers/gpt2`); other paths are absolute or relative to the current directory.
+fn resolve(p: &Path, data: &models::DataDir) -> PathBuf {
+    match p.to_str().and_then(|s| s.strip_prefix("data:")) {
+        Some(rel) => data.root().join(rel),
+        None => p.to_path_buf(),
+    }
 }
 
-fn load_causal_model(config: &RunConfig, opts: &LoadOptions) -> Result<(Gpt2LmHeadModel, TextTokenizer)> {
+fn load_causal_model(
+    config: &RunConfig,
+    opts: &LoadOptions,
+    data: &models::DataDir,
+) -> Result<(Gpt2LmHeadModel, TextTokenizer)> {
     let m = &config.model;
     let (mut model, mut tokenizer) = match (&m.path, &m.config) {
-        (Some(dir), _) => load_gpt2(&resolve(dir), opts).map_err(input_error)?,
+        (Some(dir), _) => load_gpt2(&resolve(dir, data), opts).map_err(input_error)?,
         (None, Some(cfg)) => {
             let tok_dir = m.tokenizer.as_ref().expect("checked with the config");
-            let tokenizer = TextTokenizer::from_dir(&resolve(tok_dir), "gpt2").map_err(input_error)?;
-            let any =
-                models::from_config(&resolve(cfg), models::HeadKind::MaskedLm, opts, config.optimization.seed as i64)
-                    .map_err(input_error)?;
+            let tokenizer = TextTokenizer::from_dir(&resolve(tok_dir, data), "gpt2").map_err(input_error)?;
+            let any = models::from_config(
+                &resolve(cfg, data),
+                models::HeadKind::MaskedLm,
+                opts,
+                config.optimization.seed as i64,
+            )
+            .map_err(input_error)?;
             let models::AnyModel::Gpt2(model) = any else {
                 return Err(BadInput(format!("model.config {}: this task needs a GPT-2 config", cfg.display())).into());
             };
@@ -179,7 +191,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     opts.check().map_err(|e| BadInput(e.to_string()))?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
     // Everything the run reads is checked before the run folder is touched.
-    let (model, tokenizer) = load_causal_model(&config, &opts)?;
+    let (model, tokenizer) = load_causal_model(&config, &opts, &data)?;
     let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
     let (mut train, mut eval, mut segments) = match config.task.name.as_str() {
         "text" => {
