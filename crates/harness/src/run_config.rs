@@ -70,9 +70,16 @@ pub struct TaskSection {
     /// Evaluate on at most this many evaluation examples or segments.
     #[serde(default)]
     pub max_eval_examples: Option<usize>,
-    /// The evaluation split (dev or test).
+    /// The evaluation split (dev, test, dev_matched, subset-dev, …; `dpft train --help` lists them).
     #[serde(default = "dev")]
     pub eval_split: String,
+    /// The training split (train, or subset-train / kshot-train for the GLUE subsets).
+    #[serde(default = "train_split")]
+    pub train_split: String,
+    /// Classification tasks: `prompt` (the paper's MLM head at `<mask>`, LM-BFF templates) or
+    /// `classifier` (a sequence-classification head, the baseline).
+    #[serde(default = "prompt")]
+    pub head: String,
     /// Plain-text files for `name: text` (relative to the data directory unless absolute).
     #[serde(default)]
     pub text_files: Vec<PathBuf>,
@@ -235,6 +242,12 @@ fn max_length_default() -> usize {
 fn dev() -> String {
     "dev".into()
 }
+fn train_split() -> String {
+    "train".into()
+}
+fn prompt() -> String {
+    "prompt".into()
+}
 fn full() -> String {
     "full".into()
 }
@@ -350,6 +363,7 @@ impl RunConfig {
         one_of("model.dtype", &self.model.dtype, &["f32", "f64", "bf16"])?;
         one_of("task.name", &self.task.name, &["e2e", "dart", "sst2", "qnli", "mnli", "qqp", "text"])?;
         one_of("method.name", &self.method.name, &["full"])?;
+        one_of("task.head", &self.task.head, &["prompt", "classifier"])?;
         if self.task.max_length < 2 {
             return Err(format!("task.max_length = {} must be at least 2", self.task.max_length));
         }

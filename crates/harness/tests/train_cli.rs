@@ -220,3 +220,34 @@ privacy: none
     assert!(summary["epsilon"].is_null() && summary["noise_multiplier"].is_null());
     assert_eq!(read_json(&out.join("privacy.json"))["private"], false);
 }
+
+#[test]
+fn prompt_based_and_head_classification_train_and_report_accuracy() {
+    let Some(gpt2) = setup() else { return };
+    models::DataDir::for_tests("sst2").expect("sst2 data");
+    let root = gpt2.parent().unwrap();
+    for (model, head) in [("roberta-mlm", "prompt"), ("bert-cls", "classifier")] {
+        let cfg = tmp(&format!("sst2-{head}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "model: {{path: {}}}
+task: {{name: sst2, head: {head}, max_length: 60, max_train_examples: 32, max_eval_examples: 16}}
+optimization: {{learning_rate: 1e-3, batch_size: 8, physical_batch_size: 8, steps: 3}}
+privacy: {{target_epsilon: 8, delta: 1e-5, max_grad_norm: 0.1}}
+",
+                root.join(model).display()
+            ),
+        )
+        .unwrap();
+        let out = tmp(&format!("sst2-{head}-run"));
+        let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{head}: {}", stderr(&o));
+        let summary = read_json(&out.join("summary.json"));
+        let acc = summary["metrics"]["accuracy"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&acc), "{summary}");
+        assert_eq!(summary["metrics"]["examples"], 16);
+        let eps = summary["epsilon"]["rdp"].as_f64().unwrap();
+        assert!(eps <= 8.0 && eps > 7.0, "calibrated σ spends the target: {eps}");
+    }
+}

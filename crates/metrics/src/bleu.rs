@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use crate::text::{ngram_counts, tokenize_13a, FxMap, Vocab, Whitespace};
+use crate::text::{ngram_counts, ngram_order, tokenize_13a, FxMap, NGram, Vocab, Whitespace};
 
 /// Maximum n-gram order of BLEU-4.
 pub const MAX_ORDER: usize = 4;
@@ -47,32 +47,60 @@ pub fn bleu_tokenize(text: &str) -> Vec<String> {
 /// differ in length). Panics if the lengths differ; [`crate::evaluate`] checks them first.
 pub fn corpus_bleu(predictions: &[String], references: &[Vec<String>]) -> BleuScore {
     assert_eq!(predictions.len(), references.len(), "one reference list per prediction");
-    let mut vocab = Vocab::default();
-    let mut correct = [0u64; MAX_ORDER];
-    let mut total = [0u64; MAX_ORDER];
-    let (mut sys_len, mut ref_len) = (0u64, 0u64);
-    for (hyp, refs) in predictions.iter().zip(references) {
-        let hyp = vocab.ids(&bleu_tokenize(hyp));
-        let refs: Vec<Vec<u32>> = refs.iter().map(|r| vocab.ids(&bleu_tokenize(r))).collect();
-        // Max count of each n-gram over the references.
-        let mut ref_max: FxMap<&[u32], u32> = FxMap::default();
-        for r in &refs {
-            for (g, c) in ngram_counts(r, MAX_ORDER) {
-                let e = ref_max.entry(g).or_insert(0);
-                *e = (*e).max(c);
-            }
-        }
-        for (g, c) in ngram_counts(&hyp, MAX_ORDER) {
-            let n = g.len() - 1;
-            total[n] += u64::from(c);
-            if let Some(&m) = ref_max.get(g) {
-                correct[n] += u64::from(c.min(m));
-            }
-        }
-        sys_len += hyp.len() as u64;
-        ref_len += closest_ref_len(hyp.len(), refs.iter().map(Vec::len)) as u64;
+    BleuRefs::new(references).score(predictions)
+}
+
+/// The reference side of BLEU (per segment: the maximum count of each n-gram over the references and the
+/// reference lengths), reusable for several systems.
+#[derive(Debug)]
+pub struct BleuRefs {
+    vocab: Vocab,
+    segments: Vec<(FxMap<NGram, u32>, Vec<usize>)>,
+}
+
+impl BleuRefs {
+    /// Tokenise and count `references` (one list per segment).
+    pub fn new(references: &[Vec<String>]) -> Self {
+        let mut vocab = Vocab::default();
+        let segments = references
+            .iter()
+            .map(|rs| {
+                let mut ref_max: FxMap<NGram, u32> = FxMap::default();
+                let mut lens = Vec::with_capacity(rs.len());
+                for r in rs {
+                    let r = vocab.ids(&bleu_tokenize(r));
+                    lens.push(r.len());
+                    for (g, c) in ngram_counts(&r, MAX_ORDER) {
+                        let e = ref_max.entry(g).or_insert(0);
+                        *e = (*e).max(c);
+                    }
+                }
+                (ref_max, lens)
+            })
+            .collect();
+        BleuRefs { vocab, segments }
     }
-    compute_bleu(correct, total, sys_len, ref_len)
+
+    /// Corpus BLEU of `predictions` (one per segment). Panics if the count differs.
+    pub fn score(&mut self, predictions: &[String]) -> BleuScore {
+        assert_eq!(predictions.len(), self.segments.len(), "one prediction per reference segment");
+        let mut correct = [0u64; MAX_ORDER];
+        let mut total = [0u64; MAX_ORDER];
+        let (mut sys_len, mut ref_len) = (0u64, 0u64);
+        for (hyp, (ref_max, lens)) in predictions.iter().zip(&self.segments) {
+            let hyp = self.vocab.ids(&bleu_tokenize(hyp));
+            for (g, c) in ngram_counts(&hyp, MAX_ORDER) {
+                let n = ngram_order(g) - 1;
+                total[n] += u64::from(c);
+                if let Some(&m) = ref_max.get(&g) {
+                    correct[n] += u64::from(c.min(m));
+                }
+            }
+            sys_len += hyp.len() as u64;
+            ref_len += closest_ref_len(hyp.len(), lens.iter().copied()) as u64;
+        }
+        compute_bleu(correct, total, sys_len, ref_len)
+    }
 }
 
 /// The reference length closest to `hyp_len`, the shorter one on ties (sacrebleu `_get_closest_ref_len`,

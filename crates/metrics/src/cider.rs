@@ -14,68 +14,49 @@
 //! pairwise mean), so scores agree to ~1e-15; the asserted tolerance is 1e-9.
 
 use crate::num::np_mean;
-use crate::text::{py_split, FxMap, FxSet, Vocab};
+use crate::text::{ngram_counts, ngram_order, py_split, FxMap, FxSet, NGram, Vocab};
 
 /// n-gram orders of CIDEr.
 pub const N: usize = 4;
 /// σ of the Gaussian length penalty.
 pub const SIGMA: f64 = 6.0;
 
-/// N-gram counts in first-occurrence order (order 1 first), as pycocoevalcap's `precook` builds its dict.
-fn precook(tokens: &[u32]) -> Vec<(Vec<u32>, u32)> {
-    let mut index: FxMap<&[u32], usize> = FxMap::default();
-    let mut out: Vec<(Vec<u32>, u32)> = Vec::new();
-    for k in 1..=N {
-        for w in tokens.windows(k) {
-            match index.get(w) {
-                Some(&i) => out[i].1 += 1,
-                None => {
-                    index.insert(w, out.len());
-                    out.push((w.to_vec(), 1));
-                }
-            }
-        }
-    }
-    out
-}
-
-/// A tf-idf vector per order, its norms, and the bigram "length".
+/// A tf-idf vector (n-grams in pycocoevalcap's `precook` order: orders ascending, first occurrence first), its
+/// norm per order, and the bigram "length".
 struct TfIdf {
-    vec: [FxMap<Vec<u32>, f64>; N],
-    order: Vec<(usize, Vec<u32>)>,
+    entries: Vec<(NGram, f64)>,
+    lookup: FxMap<NGram, f64>,
     norm: [f64; N],
     length: f64,
 }
 
-fn counts2vec(counts: &[(Vec<u32>, u32)], df: &FxMap<Vec<u32>, f64>, ref_len: f64) -> TfIdf {
-    let mut vec: [FxMap<Vec<u32>, f64>; N] = Default::default();
-    let mut order = Vec::with_capacity(counts.len());
+fn counts2vec(counts: &[(NGram, u32)], df: &FxMap<NGram, f64>, ref_len: f64) -> TfIdf {
+    let mut entries = Vec::with_capacity(counts.len());
     let mut norm = [0.0f64; N];
     let mut length = 0.0f64;
-    for (g, tf) in counts {
-        let d = df.get(g).copied().unwrap_or(0.0).max(1.0).ln();
-        let n = g.len() - 1;
-        let v = f64::from(*tf) * (ref_len - d);
+    for &(g, tf) in counts {
+        let d = df.get(&g).copied().unwrap_or(0.0).max(1.0).ln();
+        let n = ngram_order(g) - 1;
+        let v = f64::from(tf) * (ref_len - d);
         norm[n] += v.powi(2);
         if n == 1 {
-            length += f64::from(*tf);
+            length += f64::from(tf);
         }
-        vec[n].insert(g.clone(), v);
-        order.push((n, g.clone()));
+        entries.push((g, v));
     }
     for x in &mut norm {
         *x = x.sqrt();
     }
-    TfIdf { vec, order, norm, length }
+    let lookup = entries.iter().copied().collect();
+    TfIdf { entries, lookup, norm, length }
 }
 
 fn sim(hyp: &TfIdf, r: &TfIdf) -> [f64; N] {
     let delta = hyp.length - r.length;
     let mut val = [0.0f64; N];
-    for (n, g) in &hyp.order {
-        let vh = hyp.vec[*n][g];
-        let vr = r.vec[*n].get(g).copied().unwrap_or(0.0);
-        val[*n] += vh.min(vr) * vr;
+    for &(g, vh) in &hyp.entries {
+        let vr = r.lookup.get(&g).copied().unwrap_or(0.0);
+        val[ngram_order(g) - 1] += vh.min(vr) * vr;
     }
     for n in 0..N {
         if hyp.norm[n] != 0.0 && r.norm[n] != 0.0 {
@@ -86,47 +67,75 @@ fn sim(hyp: &TfIdf, r: &TfIdf) -> [f64; N] {
     val
 }
 
+/// The reference side of CIDEr-D (document frequencies and reference tf-idf vectors), reusable for several
+/// systems scored against the same PTB-tokenised references.
+pub struct CiderRefs {
+    vocab: Vocab,
+    df: FxMap<NGram, f64>,
+    ref_len: f64,
+    refs: Vec<Vec<TfIdf>>,
+}
+
+impl std::fmt::Debug for CiderRefs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CiderRefs").field("segments", &self.refs.len()).finish_non_exhaustive()
+    }
+}
+
+impl CiderRefs {
+    /// Document frequencies and tf-idf vectors of `references` (PTB-tokenised, one list per segment).
+    pub fn new(references: &[Vec<String>]) -> Self {
+        let mut vocab = Vocab::default();
+        let counts: Vec<Vec<Vec<(NGram, u32)>>> = references
+            .iter()
+            .map(|rs| rs.iter().map(|r| ngram_counts(&vocab.ids(&py_split(r).collect::<Vec<_>>()), N)).collect())
+            .collect();
+        let mut df: FxMap<NGram, f64> = FxMap::default();
+        for seg in &counts {
+            let mut seen: FxSet<NGram> = FxSet::default();
+            for r in seg {
+                for &(g, _) in r {
+                    if seen.insert(g) {
+                        *df.entry(g).or_insert(0.0) += 1.0;
+                    }
+                }
+            }
+        }
+        let ref_len = (counts.len() as f64).ln();
+        let refs = counts.iter().map(|seg| seg.iter().map(|c| counts2vec(c, &df, ref_len)).collect()).collect();
+        CiderRefs { vocab, df, ref_len, refs }
+    }
+
+    /// Corpus CIDEr-D of PTB-tokenised `candidates` (one per segment) and the per-segment scores.
+    pub fn score(&mut self, candidates: &[String]) -> (f64, Vec<f64>) {
+        assert_eq!(candidates.len(), self.refs.len(), "one candidate per reference segment");
+        let scores: Vec<f64> = candidates
+            .iter()
+            .zip(&self.refs)
+            .map(|(c, refs)| {
+                let ids = self.vocab.ids(&py_split(c).collect::<Vec<_>>());
+                let hyp = counts2vec(&ngram_counts(&ids, N), &self.df, self.ref_len);
+                let mut score = [0.0f64; N];
+                for r in refs {
+                    let v = sim(&hyp, r);
+                    for n in 0..N {
+                        score[n] += v[n];
+                    }
+                }
+                let mut avg = np_mean(&score);
+                avg /= refs.len() as f64;
+                avg * 10.0
+            })
+            .collect();
+        (np_mean(&scores), scores)
+    }
+}
+
 /// Corpus CIDEr-D of PTB-tokenised `candidates` against `references` (one list per candidate). Returns the mean
 /// and the per-segment scores.
 pub fn cider_d(candidates: &[String], references: &[Vec<String>]) -> (f64, Vec<f64>) {
     assert_eq!(candidates.len(), references.len(), "one reference list per candidate");
-    let mut vocab = Vocab::default();
-    let mut cook = |s: &str| {
-        let toks: Vec<&str> = py_split(s).collect();
-        precook(&vocab.ids(&toks))
-    };
-    let ctest: Vec<_> = candidates.iter().map(|c| cook(c)).collect();
-    let crefs: Vec<Vec<_>> = references.iter().map(|rs| rs.iter().map(|r| cook(r)).collect()).collect();
-    let mut df: FxMap<Vec<u32>, f64> = FxMap::default();
-    for refs in &crefs {
-        let mut seen: FxSet<&Vec<u32>> = FxSet::default();
-        for r in refs {
-            for (g, _) in r {
-                if seen.insert(g) {
-                    *df.entry(g.clone()).or_insert(0.0) += 1.0;
-                }
-            }
-        }
-    }
-    let ref_len = (crefs.len() as f64).ln();
-    let scores: Vec<f64> = ctest
-        .iter()
-        .zip(&crefs)
-        .map(|(test, refs)| {
-            let hyp = counts2vec(test, &df, ref_len);
-            let mut score = [0.0f64; N];
-            for r in refs {
-                let v = sim(&hyp, &counts2vec(r, &df, ref_len));
-                for n in 0..N {
-                    score[n] += v[n];
-                }
-            }
-            let mut avg = np_mean(&score);
-            avg /= refs.len() as f64;
-            avg * 10.0
-        })
-        .collect();
-    (np_mean(&scores), scores)
+    CiderRefs::new(references).score(candidates)
 }
 
 #[cfg(test)]

@@ -83,6 +83,9 @@ pub struct EvalOptions {
 pub struct Evaluator {
     references: Vec<Vec<String>>,
     ptb_references: Vec<Vec<String>>,
+    bleu_refs: bleu::BleuRefs,
+    nist_refs: nist::NistRefs,
+    cider_refs: cider::CiderRefs,
     meteor: Option<meteor::Meteor>,
     meteor_setup: MeteorSetup,
     nist_ref_length: NistRefLength,
@@ -100,13 +103,26 @@ impl Evaluator {
         // pycocoevalcap tokenises all references as one stream, in segment order.
         let flat: Vec<&str> = references.iter().flatten().map(String::as_str).collect();
         let mut tokenized = ptb::coco_tokenize(&flat).into_iter();
-        let ptb_references = references.iter().map(|rs| tokenized.by_ref().take(rs.len()).collect()).collect();
+        let ptb_references: Vec<Vec<String>> =
+            references.iter().map(|rs| tokenized.by_ref().take(rs.len()).collect()).collect();
+        let bleu_refs = bleu::BleuRefs::new(&references);
+        let nist_refs = nist::NistRefs::new(&references);
+        let cider_refs = cider::CiderRefs::new(&ptb_references);
         let meteor_setup = meteor::locate(&options.meteor)?;
         let meteor = match &meteor_setup {
             MeteorSetup::Available { java, jar } => Some(meteor::Meteor::start(java, jar)?),
             MeteorSetup::Unavailable(_) => None,
         };
-        Ok(Evaluator { references, ptb_references, meteor, meteor_setup, nist_ref_length: options.nist_ref_length })
+        Ok(Evaluator {
+            references,
+            ptb_references,
+            bleu_refs,
+            nist_refs,
+            cider_refs,
+            meteor,
+            meteor_setup,
+            nist_ref_length: options.nist_ref_length,
+        })
     }
 
     /// Whether METEOR is computed, and if not, why.
@@ -119,14 +135,19 @@ impl Evaluator {
         &self.references
     }
 
+    /// The references as pycocoevalcap tokenises them (input of METEOR, ROUGE-L and CIDEr).
+    pub fn ptb_references(&self) -> &[Vec<String>] {
+        &self.ptb_references
+    }
+
     /// All five scores of `predictions` (one per reference segment, same order).
     pub fn score(&mut self, predictions: &[String]) -> Result<Scores, MetricsError> {
         check_pairing(predictions, &self.references)?;
-        let bleu = bleu::corpus_bleu(predictions, &self.references).score;
-        let nist = nist::corpus_nist(predictions, &self.references, self.nist_ref_length).score;
+        let bleu = self.bleu_refs.score(predictions).score;
+        let nist = self.nist_refs.score(predictions, self.nist_ref_length).score;
         let hyps = ptb::coco_tokenize(predictions);
         let (rouge_l, _) = rouge::rouge_l_coco(&hyps, &self.ptb_references);
-        let (cider, _) = cider::cider_d(&hyps, &self.ptb_references);
+        let (cider, _) = self.cider_refs.score(&hyps);
         let meteor = match self.meteor.as_mut() {
             Some(m) => Some(m.score(&hyps, &self.ptb_references)?.0),
             None => None,

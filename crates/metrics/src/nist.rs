@@ -19,7 +19,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::text::{ngram_counts, tokenize_13a, FxMap, Vocab, Whitespace};
+use crate::text::{
+    ngram_counts, ngram_first, ngram_order, ngram_prefix, tokenize_13a, FxMap, NGram, Vocab, Whitespace,
+};
 
 /// Maximum n-gram order of NIST.
 pub const MAX_ORDER: usize = 5;
@@ -75,67 +77,93 @@ pub fn length_penalty(ratio: f64) -> f64 {
 /// Corpus NIST-5 of `predictions` against `references`. Panics if the lengths differ.
 pub fn corpus_nist(predictions: &[String], references: &[Vec<String>], ref_length: NistRefLength) -> NistScore {
     assert_eq!(predictions.len(), references.len(), "one reference list per prediction");
-    let mut vocab = Vocab::default();
-    let hyps: Vec<Vec<u32>> = predictions.iter().map(|h| vocab.ids(&nist_tokenize(h))).collect();
-    let refs: Vec<Vec<Vec<u32>>> =
-        references.iter().map(|rs| rs.iter().map(|r| vocab.ids(&nist_tokenize(r))).collect()).collect();
-    let zero_id = vocab.get("0");
+    NistRefs::new(references).score(predictions, ref_length)
+}
 
-    // Corpus-wide reference n-gram counts (mteval counts up to 9-grams; only orders ≤ 5 are ever used).
-    let mut corpus_counts: FxMap<&[u32], u64> = FxMap::default();
-    let mut ref_words = 0u64;
-    for r in refs.iter().flatten() {
-        ref_words += r.len() as u64;
-        for (g, c) in ngram_counts(r, MAX_ORDER) {
-            *corpus_counts.entry(g).or_insert(0) += u64::from(c);
+/// The reference side of NIST (corpus n-gram counts for the information weights, per-segment maximum counts,
+/// reference lengths), reusable for several systems.
+#[derive(Debug)]
+pub struct NistRefs {
+    vocab: Vocab,
+    corpus_counts: FxMap<NGram, u64>,
+    ref_words: u64,
+    segments: Vec<FxMap<NGram, u32>>,
+    /// Largest reference count of a segment (mteval's `nsys` on e2e-metrics' padded files).
+    nsys: usize,
+    /// Σ over segments of the mean reference length (pymteval).
+    mean_ref_len_sum: f64,
+}
+
+impl NistRefs {
+    /// Tokenise and count `references` (one list per segment).
+    pub fn new(references: &[Vec<String>]) -> Self {
+        let mut vocab = Vocab::default();
+        let refs: Vec<Vec<Vec<u32>>> =
+            references.iter().map(|rs| rs.iter().map(|r| vocab.ids(&nist_tokenize(r))).collect()).collect();
+        // Corpus-wide reference n-gram counts (mteval counts up to 9-grams; only orders ≤ 5 are ever used).
+        let mut corpus_counts: FxMap<NGram, u64> = FxMap::default();
+        let mut ref_words = 0u64;
+        let mut mean_ref_len_sum = 0.0f64;
+        let mut segments = Vec::with_capacity(refs.len());
+        for rs in &refs {
+            let mut ref_max: FxMap<NGram, u32> = FxMap::default();
+            for r in rs {
+                ref_words += r.len() as u64;
+                for (g, c) in ngram_counts(r, MAX_ORDER) {
+                    *corpus_counts.entry(g).or_insert(0) += u64::from(c);
+                    let e = ref_max.entry(g).or_insert(0);
+                    *e = (*e).max(c);
+                }
+            }
+            if !rs.is_empty() {
+                mean_ref_len_sum += rs.iter().map(|r| r.len() as f64).sum::<f64>() / rs.len() as f64;
+            }
+            segments.push(ref_max);
         }
+        let nsys = references.iter().map(Vec::len).max().unwrap_or(0);
+        NistRefs { vocab, corpus_counts, ref_words, segments, nsys, mean_ref_len_sum }
     }
-    let info_of = |g: &[u32]| -> f64 {
-        let count = corpus_counts[g] as f64;
-        let prefix = &g[..g.len() - 1];
+
+    /// mteval's information weight of an n-gram found in the references.
+    fn info(&self, g: NGram, zero_id: Option<u32>) -> f64 {
+        let count = self.corpus_counts[&g] as f64;
+        let prefix = ngram_prefix(g);
+        let n_prefix = ngram_order(prefix);
         // Perl: `$mgram ? count/C(mgram) : count/tot_wrds`; the string "0" is false in Perl.
-        let denom = if prefix.is_empty() || (prefix.len() == 1 && Some(prefix[0]) == zero_id) {
-            ref_words as f64
+        let denom = if n_prefix == 0 || (n_prefix == 1 && Some(ngram_first(prefix)) == zero_id) {
+            self.ref_words as f64
         } else {
-            corpus_counts[prefix] as f64
+            self.corpus_counts[&prefix] as f64
         };
         -(count / denom).ln() / 2f64.ln()
-    };
-
-    let mut info = [0.0f64; MAX_ORDER];
-    let mut sys_ngrams = [0u64; MAX_ORDER];
-    let mut mean_ref_len_sum = 0.0f64;
-    for (hyp, rs) in hyps.iter().zip(&refs) {
-        let mut ref_max: FxMap<&[u32], u32> = FxMap::default();
-        for r in rs {
-            for (g, c) in ngram_counts(r, MAX_ORDER) {
-                let e = ref_max.entry(g).or_insert(0);
-                *e = (*e).max(c);
-            }
-        }
-        for (n, l) in sys_ngrams.iter_mut().enumerate() {
-            *l += hyp.len().saturating_sub(n) as u64;
-        }
-        for (g, c) in ngram_counts(hyp, MAX_ORDER) {
-            if let Some(&m) = ref_max.get(g) {
-                info[g.len() - 1] += info_of(g) * f64::from(c.min(m));
-            }
-        }
-        if !rs.is_empty() {
-            mean_ref_len_sum += rs.iter().map(|r| r.len() as f64).sum::<f64>() / rs.len() as f64;
-        }
     }
-    let avg_ref_len = match ref_length {
-        NistRefLength::MtevalPadded => {
-            let nsys = references.iter().map(Vec::len).max().unwrap_or(0);
-            ref_words as f64 / nsys as f64
+
+    /// Corpus NIST-5 of `predictions` (one per segment). Panics if the count differs.
+    pub fn score(&mut self, predictions: &[String], ref_length: NistRefLength) -> NistScore {
+        assert_eq!(predictions.len(), self.segments.len(), "one prediction per reference segment");
+        let hyps: Vec<Vec<u32>> = predictions.iter().map(|h| self.vocab.ids(&nist_tokenize(h))).collect();
+        let zero_id = self.vocab.get("0");
+        let mut info = [0.0f64; MAX_ORDER];
+        let mut sys_ngrams = [0u64; MAX_ORDER];
+        for (hyp, ref_max) in hyps.iter().zip(&self.segments) {
+            for (n, l) in sys_ngrams.iter_mut().enumerate() {
+                *l += hyp.len().saturating_sub(n) as u64;
+            }
+            for (g, c) in ngram_counts(hyp, MAX_ORDER) {
+                if let Some(&m) = ref_max.get(&g) {
+                    info[ngram_order(g) - 1] += self.info(g, zero_id) * f64::from(c.min(m));
+                }
+            }
         }
-        NistRefLength::MeanPerSegment => mean_ref_len_sum,
-    };
-    let length_ratio = sys_ngrams[0] as f64 / avg_ref_len;
-    let length_penalty = length_penalty(length_ratio);
-    let sum: f64 = info.iter().zip(&sys_ngrams).map(|(&i, &l)| i / l.max(1) as f64).sum();
-    NistScore { score: sum * length_penalty, info, sys_ngrams, length_ratio, length_penalty }
+        let avg_ref_len = match ref_length {
+            NistRefLength::MtevalPadded => self.ref_words as f64 / self.nsys as f64,
+            NistRefLength::MeanPerSegment => self.mean_ref_len_sum,
+        };
+        let length_ratio = sys_ngrams[0] as f64 / avg_ref_len;
+        let length_penalty = length_penalty(length_ratio);
+        let sum: f64 = info.iter().zip(&sys_ngrams).map(|(&i, &l)| i / l.max(1) as f64).sum();
+        NistScore { score: sum * length_penalty, info, sys_ngrams, length_ratio, length_penalty }
+    }
 }
 
 #[cfg(test)]

@@ -161,6 +161,9 @@ fn is_spacenl(c: char) -> bool {
 /// counts combining vowel signs (`Other_Alphabetic`), which Java does not: those of the Indic, Sinhala and
 /// Thai/Lao blocks are excluded unless the grammar lists them.
 fn is_letter(c: char) -> bool {
+    if c.is_ascii() {
+        return c.is_ascii_alphabetic();
+    }
     if c > '\u{FFFF}' {
         return false;
     }
@@ -185,8 +188,8 @@ fn is_letter(c: char) -> bool {
 
 /// Java `Character.isDigit` (decimal digits) for the common scripts.
 fn is_digit(c: char) -> bool {
-    if c.is_ascii_digit() {
-        return true;
+    if c < '\u{660}' {
+        return c.is_ascii_digit();
     }
     const ZEROS: [u32; 20] = [
         0x660, 0x6F0, 0x7C0, 0x966, 0x9E6, 0xA66, 0xAE6, 0xB66, 0xBE6, 0xC66, 0xCE6, 0xD66, 0xE50, 0xED0, 0xF20,
@@ -355,6 +358,10 @@ impl Lexer<'_> {
     /// Case-insensitive ASCII literal at `p`; returns its end.
     fn lit(&self, p: usize, word: &str) -> Option<usize> {
         let w = word.as_bytes();
+        // Fast rejection on the first character.
+        if !self.at(p).is_some_and(|c| c.is_ascii() && (c as u8).eq_ignore_ascii_case(&w[0])) {
+            return None;
+        }
         let chars = self.s.get(p..p + w.len())?;
         chars.iter().zip(w).all(|(&c, b)| c.is_ascii() && (c as u8).eq_ignore_ascii_case(b)).then_some(p + w.len())
     }

@@ -125,6 +125,10 @@ impl std::hash::Hasher for FxHasher {
     fn write_u64(&mut self, i: u64) {
         self.add(i);
     }
+    fn write_u128(&mut self, i: u128) {
+        self.add(i as u64);
+        self.add((i >> 64) as u64);
+    }
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
     }
@@ -150,7 +154,9 @@ impl Vocab {
         if let Some(&id) = self.ids.get(token) {
             return id;
         }
-        let id = u32::try_from(self.ids.len()).expect("fewer than 2^32 distinct tokens");
+        // n-grams pack 25 bits per id.
+        assert!(self.ids.len() < 1 << ID_BITS, "more than 2^25 distinct tokens");
+        let id = self.ids.len() as u32;
         self.ids.insert(token.to_string(), id);
         id
     }
@@ -166,18 +172,54 @@ impl Vocab {
     }
 }
 
-/// Counts of all n-grams of orders `1..=max_n` of `tokens` (order = key length), in first-occurrence order
-/// (orders ascending), so that sums over them are deterministic.
-pub fn ngram_counts(tokens: &[u32], max_n: usize) -> Vec<(&[u32], u32)> {
-    let mut index: FxMap<&[u32], usize> = FxMap::default();
-    let mut counts: Vec<(&[u32], u32)> = Vec::new();
+/// An n-gram of token ids (orders 1..=5) packed into one integer: 25 bits per id, the order in the top 3 bits.
+pub type NGram = u128;
+
+/// Bits per token id in an [`NGram`].
+const ID_BITS: u32 = 25;
+
+/// Pack `ids` (at most 5, each < 2^25) into an [`NGram`].
+pub fn ngram_key(ids: &[u32]) -> NGram {
+    debug_assert!(ids.len() <= 5);
+    let mut k = (ids.len() as u128) << 125;
+    for (i, &id) in ids.iter().enumerate() {
+        k |= u128::from(id) << (ID_BITS * i as u32);
+    }
+    k
+}
+
+/// The order (number of tokens) of an [`NGram`].
+pub fn ngram_order(k: NGram) -> usize {
+    (k >> 125) as usize
+}
+
+/// The (n−1)-gram prefix of an n-gram (n ≥ 1; the prefix of a unigram is the empty 0-gram).
+pub fn ngram_prefix(k: NGram) -> NGram {
+    let n = ngram_order(k);
+    let keep = ID_BITS * (n.saturating_sub(1) as u32);
+    let ids = k & ((1u128 << keep) - 1);
+    ids | ((n.saturating_sub(1) as u128) << 125)
+}
+
+/// The first token id of an n-gram.
+pub fn ngram_first(k: NGram) -> u32 {
+    (k & ((1u128 << ID_BITS) - 1)) as u32
+}
+
+/// Counts of all n-grams of orders `1..=max_n` (≤ 5) of `tokens`, in first-occurrence order (orders ascending), so
+/// that sums over them are deterministic.
+pub fn ngram_counts(tokens: &[u32], max_n: usize) -> Vec<(NGram, u32)> {
+    assert!(max_n <= 5, "n-grams are packed for orders up to 5");
+    let mut index: FxMap<NGram, usize> = FxMap::default();
+    let mut counts: Vec<(NGram, u32)> = Vec::new();
     for n in 1..=max_n {
         for w in tokens.windows(n) {
-            match index.get(w) {
+            let k = ngram_key(w);
+            match index.get(&k) {
                 Some(&i) => counts[i].1 += 1,
                 None => {
-                    index.insert(w, counts.len());
-                    counts.push((w, 1));
+                    index.insert(k, counts.len());
+                    counts.push((k, 1));
                 }
             }
         }
@@ -188,6 +230,20 @@ pub fn ngram_counts(tokens: &[u32], max_n: usize) -> Vec<(&[u32], u32)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ngram_packing() {
+        let k = ngram_key(&[7, 3, 9]);
+        assert_eq!(ngram_order(k), 3);
+        assert_eq!(ngram_prefix(k), ngram_key(&[7, 3]));
+        assert_eq!(ngram_prefix(ngram_key(&[7])), ngram_key(&[]));
+        assert_eq!(ngram_first(k), 7);
+        let c = ngram_counts(&[1, 2, 1, 2], 2);
+        assert_eq!(
+            c,
+            vec![(ngram_key(&[1]), 2), (ngram_key(&[2]), 2), (ngram_key(&[1, 2]), 2), (ngram_key(&[2, 1]), 1)]
+        );
+    }
 
     fn tok(s: &str) -> Vec<String> {
         tokenize_13a(s, Whitespace::Python)

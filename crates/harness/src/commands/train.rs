@@ -190,6 +190,9 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     let opts = LoadOptions { device, kind };
     opts.check().map_err(|e| BadInput(e.to_string()))?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
+    if matches!(config.task.name.as_str(), "sst2" | "qnli" | "mnli" | "qqp") {
+        return run_classification(&config, args, &out, &opts, &data);
+    }
     // Everything the run reads is checked before the run folder is touched.
     let (model, tokenizer) = load_causal_model(&config, &opts, &data)?;
     let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
@@ -198,13 +201,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             let (train, eval) = text_examples(&config, data.root(), &tokenizer)?;
             (train, eval, Vec::new())
         }
-        "e2e" | "dart" => generation_data(&config, &data, &tokenizer)?,
-        other => {
-            return Err(BadInput(format!(
-                "task.name = {other}: training classification tasks is not available yet in this version (generation tasks e2e, dart and text are)"
-            ))
-            .into())
-        }
+        _ => generation_data(&config, &data, &tokenizer)?,
     };
     if let Some(k) = config.task.max_train_examples {
         train.truncate(k);
@@ -245,6 +242,70 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     };
     let finished = crate::train::train(&config, &objective, &out, args.resume, args.stop_after_steps, &final_eval)?;
     print_summary(&finished.summary, &out);
+    Ok(())
+}
+
+/// SST-2, QNLI, MNLI, QQP with a RoBERTa/BERT folder: prompt-based (MLM at `<mask>`) or with a
+/// classification head; evaluated by accuracy (and F1 for QQP).
+fn run_classification(
+    config: &RunConfig,
+    args: &TrainArgs,
+    out: &Path,
+    opts: &LoadOptions,
+    data: &models::DataDir,
+) -> Result<()> {
+    use crate::tasks::prompt::{featurise_pairs, PromptFeaturiser};
+    use crate::train::objective::{PairClassifier, PromptMlm};
+    let bad = |e: crate::tasks::TaskError| anyhow::Error::new(BadInput(e.to_string()));
+    let dir = match &config.model.path {
+        Some(p) => resolve(p, data),
+        None => return Err(BadInput("classification tasks need model.path (a RoBERTa or BERT folder)".into()).into()),
+    };
+    let task: TaskName = config.task.name.parse().map_err(bad)?;
+    let train_split: Split = config.task.train_split.parse().map_err(bad)?;
+    let eval_split: Split = config.task.eval_split.parse().map_err(bad)?;
+    let mut train = crate::tasks::load_classification(data, task, train_split).map_err(bad)?.examples;
+    let mut eval = crate::tasks::load_classification(data, task, eval_split).map_err(bad)?.examples;
+    if let Some(k) = config.task.max_train_examples {
+        train.truncate(k);
+    }
+    if let Some(k) = config.task.max_eval_examples {
+        eval.truncate(k);
+    }
+    let binary_f1 = task == TaskName::Qqp;
+    let max_length = config.task.max_length;
+    let batch = config.optimization.physical_batch_size;
+    let finished = if config.task.head == "prompt" {
+        let (model, tokenizer) = models::load_encoder(&dir, models::HeadKind::MaskedLm, opts).map_err(input_error)?;
+        let featuriser = PromptFeaturiser::new(&tokenizer, task).map_err(bad)?;
+        let train = featuriser.featurise_all(&train, max_length).map_err(bad)?;
+        let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
+        log::info!(
+            "{} {}: {} examples ({} truncated to {max_length} tokens)",
+            task.name(),
+            train_split.name(),
+            train.examples.len(),
+            train.truncated
+        );
+        prepare_out(out, args.resume, config)?;
+        let objective = PromptMlm {
+            model,
+            train: train.examples,
+            eval: eval.examples,
+            label_word_ids: train.label_word_ids,
+            binary_f1,
+        };
+        crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
+    } else {
+        let (model, tokenizer) =
+            models::load_encoder(&dir, models::HeadKind::SequenceClassification, opts).map_err(input_error)?;
+        let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
+        let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
+        prepare_out(out, args.resume, config)?;
+        let objective = PairClassifier { model, train: train.examples, eval: eval.examples, binary_f1 };
+        crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
+    };
+    print_summary(&finished.summary, out);
     Ok(())
 }
 

@@ -92,3 +92,186 @@ impl Objective for CausalLm {
         Ok(Some(total / self.eval.len() as f64))
     }
 }
+
+/// Padded ids and attention mask `[B, T]` of rows.
+fn pad_rows(rows: &[&[i64]], pad: i64, device: tch::Device) -> (Tensor, Tensor) {
+    let t = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let (mut ids, mut mask) = (Vec::with_capacity(rows.len() * t), Vec::with_capacity(rows.len() * t));
+    for r in rows {
+        ids.extend(r.iter().copied().chain(std::iter::repeat_n(pad, t - r.len())));
+        mask.extend(std::iter::repeat_n(1i64, r.len()).chain(std::iter::repeat_n(0, t - r.len())));
+    }
+    let shape = [rows.len() as i64, t as i64];
+    (Tensor::from_slice(&ids).reshape(shape).to(device), Tensor::from_slice(&mask).reshape(shape).to(device))
+}
+
+/// Accuracy and, for binary tasks, F1 of the positive class (label 1; QQP's "duplicate").
+pub fn classification_scores(predicted: &[i64], gold: &[i64], binary_f1: bool) -> serde_json::Value {
+    let n = gold.len().max(1) as f64;
+    let correct = predicted.iter().zip(gold).filter(|(p, g)| p == g).count() as f64;
+    let mut out = serde_json::json!({"accuracy": correct / n, "examples": gold.len()});
+    if binary_f1 {
+        let tp = predicted.iter().zip(gold).filter(|(p, g)| **p == 1 && **g == 1).count() as f64;
+        let fp = predicted.iter().zip(gold).filter(|(p, g)| **p == 1 && **g != 1).count() as f64;
+        let fneg = predicted.iter().zip(gold).filter(|(p, g)| **p != 1 && **g == 1).count() as f64;
+        out["f1"] = serde_json::json!(if tp == 0.0 { 0.0 } else { 2.0 * tp / (2.0 * tp + fp + fneg) });
+    }
+    out
+}
+
+/// The paper's prompt-based classification (LM-BFF templates): the MLM head's logits at `<mask>`,
+/// restricted to the label words, under cross-entropy (Li et al. 2022, Sec. 5.1).
+pub struct PromptMlm {
+    /// The encoder with its MLM head.
+    pub model: models::EncoderModel,
+    /// Training examples.
+    pub train: Vec<crate::tasks::prompt::PromptExample>,
+    /// Evaluation examples.
+    pub eval: Vec<crate::tasks::prompt::PromptExample>,
+    /// Token id of each label's word `[K]`.
+    pub label_word_ids: Vec<i64>,
+    /// Whether to report F1 (QQP).
+    pub binary_f1: bool,
+}
+
+impl PromptMlm {
+    fn logits(
+        &self,
+        examples: &[&crate::tasks::prompt::PromptExample],
+        train: bool,
+        tape: &mut Tape,
+    ) -> Result<Tensor> {
+        let device = self.model.word_embeddings.weight.device();
+        let rows: Vec<&[i64]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
+        let (ids, mask) = pad_rows(&rows, self.model.config.pad_token_id, device);
+        let hidden = self.model.encode(Inputs::ids(&ids).with_mask(&mask), train, tape)?;
+        let positions: Vec<i64> = examples.iter().map(|e| e.mask_position as i64).collect();
+        let words = Tensor::from_slice(&self.label_word_ids).to(device);
+        Ok(self.model.prompt_logits(&hidden, &Tensor::from_slice(&positions).to(device), &words, tape)?)
+    }
+
+    fn labels(examples: &[&crate::tasks::prompt::PromptExample], device: tch::Device) -> Tensor {
+        Tensor::from_slice(&examples.iter().map(|e| e.label as i64).collect::<Vec<_>>()).to(device)
+    }
+
+    /// Accuracy (and F1) on the evaluation examples.
+    pub fn evaluate(&self, batch: usize) -> Result<serde_json::Value> {
+        let _guard = tch::no_grad_guard();
+        let (mut predicted, mut gold) = (Vec::new(), Vec::new());
+        for chunk in self.eval.chunks(batch.max(1)) {
+            let refs: Vec<_> = chunk.iter().collect();
+            let p: Vec<i64> = Vec::try_from(self.logits(&refs, false, &mut Tape::off())?.argmax(-1, false))?;
+            predicted.extend(p);
+            gold.extend(chunk.iter().map(|e| e.label as i64));
+        }
+        Ok(classification_scores(&predicted, &gold, self.binary_f1))
+    }
+}
+
+impl Objective for PromptMlm {
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn losses(&self, indices: &[u64], train: bool, tape: &mut Tape) -> Result<Tensor> {
+        let examples: Vec<_> = indices.iter().map(|&i| &self.train[i as usize]).collect();
+        let logits = self.logits(&examples, train, tape)?;
+        let labels = Self::labels(&examples, logits.device());
+        Ok(logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::None, -100, 0.0))
+    }
+
+    fn trainable(&self) -> Vec<(String, Tensor)> {
+        self.model.trainable()
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.model.named_parameters()
+    }
+
+    fn layers(&self) -> Vec<&dyn DpLayer> {
+        self.model.dp_layers()
+    }
+
+    fn eval_loss(&self, batch: usize) -> Result<Option<f64>> {
+        if self.eval.is_empty() {
+            return Ok(None);
+        }
+        let _guard = tch::no_grad_guard();
+        let mut total = 0.0;
+        for chunk in self.eval.chunks(batch.max(1)) {
+            let refs: Vec<_> = chunk.iter().collect();
+            let logits = self.logits(&refs, false, &mut Tape::off())?.to_kind(Kind::Double);
+            let labels = Self::labels(&refs, logits.device());
+            total +=
+                logits.cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::Sum, -100, 0.0).double_value(&[]);
+        }
+        Ok(Some(total / self.eval.len() as f64))
+    }
+}
+
+/// The baseline: a sequence-classification head on the first token.
+pub struct PairClassifier {
+    /// The encoder with its classification head.
+    pub model: models::EncoderModel,
+    /// Training examples.
+    pub train: Vec<crate::tasks::prompt::PairExample>,
+    /// Evaluation examples.
+    pub eval: Vec<crate::tasks::prompt::PairExample>,
+    /// Whether to report F1 (QQP).
+    pub binary_f1: bool,
+}
+
+impl PairClassifier {
+    fn logits(&self, examples: &[&crate::tasks::prompt::PairExample], train: bool, tape: &mut Tape) -> Result<Tensor> {
+        let device = self.model.word_embeddings.weight.device();
+        let rows: Vec<&[i64]> = examples.iter().map(|e| e.input_ids.as_slice()).collect();
+        let (ids, mask) = pad_rows(&rows, self.model.config.pad_token_id, device);
+        let types: Vec<&[i64]> = examples.iter().map(|e| e.token_type_ids.as_slice()).collect();
+        let (types, _) = pad_rows(&types, 0, device);
+        let hidden = self.model.encode(Inputs::ids(&ids).with_mask(&mask).with_token_types(&types), train, tape)?;
+        Ok(self.model.classification_logits(&hidden, train, tape)?)
+    }
+
+    /// Accuracy (and F1) on the evaluation examples.
+    pub fn evaluate(&self, batch: usize) -> Result<serde_json::Value> {
+        let _guard = tch::no_grad_guard();
+        let (mut predicted, mut gold) = (Vec::new(), Vec::new());
+        for chunk in self.eval.chunks(batch.max(1)) {
+            let refs: Vec<_> = chunk.iter().collect();
+            let p: Vec<i64> = Vec::try_from(self.logits(&refs, false, &mut Tape::off())?.argmax(-1, false))?;
+            predicted.extend(p);
+            gold.extend(chunk.iter().map(|e| e.label as i64));
+        }
+        Ok(classification_scores(&predicted, &gold, self.binary_f1))
+    }
+}
+
+impl Objective for PairClassifier {
+    fn train_len(&self) -> usize {
+        self.train.len()
+    }
+
+    fn losses(&self, indices: &[u64], train: bool, tape: &mut Tape) -> Result<Tensor> {
+        let examples: Vec<_> = indices.iter().map(|&i| &self.train[i as usize]).collect();
+        let logits = self.logits(&examples, train, tape)?;
+        let labels =
+            Tensor::from_slice(&examples.iter().map(|e| e.label as i64).collect::<Vec<_>>()).to(logits.device());
+        Ok(logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(&labels, None, tch::Reduction::None, -100, 0.0))
+    }
+
+    fn trainable(&self) -> Vec<(String, Tensor)> {
+        self.model.trainable()
+    }
+
+    fn parameters(&self) -> Vec<(String, Tensor)> {
+        self.model.named_parameters()
+    }
+
+    fn layers(&self) -> Vec<&dyn DpLayer> {
+        self.model.dp_layers()
+    }
+
+    fn eval_loss(&self, _batch: usize) -> Result<Option<f64>> {
+        Ok(None)
+    }
+}
