@@ -36,7 +36,8 @@ test-rust:
 
 test-python: ## Python cross-checks (python/tests) against the built dpft
 	cargo build --workspace --bins
-	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q python/tests
+	cargo build -p metrics --example eval_gen
+	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q -n 2 --dist loadfile python/tests
 
 lint:
 	cargo fmt --all --check

@@ -45,7 +45,7 @@ req="$root/python/requirements.txt"
 con="$root/python/constraints.txt"
 stamp="$venv/.dpft-requirements.sha256"
 want=$(cat "$req" "$con" | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "import transformers, opacus, dp_accounting, prv_accountant, sacrebleu, rouge_score, pycocoevalcap" 2>/dev/null; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$py" -c "import transformers, opacus, dp_accounting, prv_accountant, sacrebleu, rouge_score, pycocoevalcap, xdist" 2>/dev/null; then
   say "reference packages (python/requirements.txt): present"
 else
   say "installing reference packages from python/requirements.txt (torch held at $torch_version)"

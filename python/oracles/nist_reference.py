@@ -93,51 +93,59 @@ def length_penalty(ratio):
     return math.exp(-BETA * math.log(ratio) * math.log(ratio))
 
 
+class NistReferences:
+    """The reference side (information weights, per-segment maximum counts, lengths) for several systems."""
+
+    def __init__(self, refs):
+        self.ref_toks = [[tokenize(r) for r in rs] for rs in refs]
+        self.counts = Counter()
+        self.total_words = 0
+        self.ref_max = []
+        self.mean_ref_len = 0.0
+        for rs in self.ref_toks:
+            seg_max = Counter()
+            for r in rs:
+                self.total_words += len(r)
+                c = ngrams(r)
+                self.counts.update(c)
+                for g, k in c.items():
+                    seg_max[g] = max(seg_max[g], k)
+            self.ref_max.append(seg_max)
+            self.mean_ref_len += sum(len(r) for r in rs) / len(rs)
+        self.nsys = max(len(rs) for rs in refs)
+
+    def info(self, g):
+        prefix = g[:-1]
+        if len(prefix) == 0 or prefix == ("0",):  # Perl: "" and "0" are false
+            denom = self.total_words
+        else:
+            denom = self.counts[prefix]
+        return -math.log(self.counts[g] / denom) / math.log(2)
+
+    def score(self, hyps, ref_length="mteval_padded"):
+        assert len(hyps) == len(self.ref_toks)
+        matched_info = [0.0] * MAX_N
+        sys_ngrams = [0] * MAX_N
+        for h, ref_max in zip((tokenize(h) for h in hyps), self.ref_max):
+            for n in range(1, MAX_N + 1):
+                sys_ngrams[n - 1] += max(0, len(h) - n + 1)
+            for g, c in ngrams(h).items():
+                if ref_max[g] > 0:
+                    matched_info[len(g) - 1] += self.info(g) * min(c, ref_max[g])
+        if ref_length == "mteval_padded":
+            avg_ref_len = self.total_words / self.nsys
+        elif ref_length == "mean_per_segment":
+            avg_ref_len = self.mean_ref_len
+        else:
+            raise ValueError(ref_length)
+        lp = length_penalty(sys_ngrams[0] / avg_ref_len)
+        return lp * sum(i / max(n, 1) for i, n in zip(matched_info, sys_ngrams))
+
+
 def corpus_nist(hyps, refs, ref_length="mteval_padded"):
     """NIST-5 of hypotheses `hyps` (strings) against `refs` (one list of reference strings per hypothesis)."""
     assert len(hyps) == len(refs)
-    hyp_toks = [tokenize(h) for h in hyps]
-    ref_toks = [[tokenize(r) for r in rs] for rs in refs]
-
-    counts = Counter()
-    total_words = 0
-    for rs in ref_toks:
-        for r in rs:
-            total_words += len(r)
-            counts.update(ngrams(r))
-
-    def info(g):
-        prefix = g[:-1]
-        if len(prefix) == 0 or prefix == ("0",):  # Perl: "" and "0" are false
-            denom = total_words
-        else:
-            denom = counts[prefix]
-        return -math.log(counts[g] / denom) / math.log(2)
-
-    matched_info = [0.0] * MAX_N
-    sys_ngrams = [0] * MAX_N
-    mean_ref_len = 0.0
-    for h, rs in zip(hyp_toks, ref_toks):
-        ref_max = Counter()
-        for r in rs:
-            for g, c in ngrams(r).items():
-                ref_max[g] = max(ref_max[g], c)
-        for n in range(1, MAX_N + 1):
-            sys_ngrams[n - 1] += max(0, len(h) - n + 1)
-        for g, c in ngrams(h).items():
-            if ref_max[g] > 0:
-                matched_info[len(g) - 1] += info(g) * min(c, ref_max[g])
-        mean_ref_len += sum(len(r) for r in rs) / len(rs)
-
-    if ref_length == "mteval_padded":
-        nsys = max(len(rs) for rs in refs)
-        avg_ref_len = total_words / nsys
-    elif ref_length == "mean_per_segment":
-        avg_ref_len = mean_ref_len
-    else:
-        raise ValueError(ref_length)
-    lp = length_penalty(sys_ngrams[0] / avg_ref_len)
-    return lp * sum(i / max(l, 1) for i, l in zip(matched_info, sys_ngrams))
+    return NistReferences(refs).score(hyps, ref_length)
 
 
 def read_references(path):

@@ -12,13 +12,16 @@ Systems scored, on the real E2E dev (547 segments, 4,672 references) and test (6
 
 Oracles and tolerances (absolute, on e2e-metrics' scales):
 - BLEU: sacrebleu.corpus_bleu(hyps, refs padded with None, lowercase=True, tokenize="13a").score / 100: 1e-9.
-- NIST: python/oracles/nist_reference.py (mteval-v13a-sig.pl semantics, written from the Perl): 1e-9 relative.
+- NIST: python/oracles/nist_reference.py (mteval-v13a-sig.pl semantics, written from the Perl): 1e-9 relative;
+  the length penalty (1 for the systems above) is checked on two-word outputs for 100 dev segments, with both
+  average reference lengths (mteval on padded files; pymteval's mean per segment).
 - PTB tokenisation: pycocoevalcap's PTBTokenizer (stanford-corenlp-3.4.1.jar): equal strings for every reference
   and prediction.
 - ROUGE-L, CIDEr: pycocoevalcap Rouge / Cider on the jar's tokenisation: 1e-9.
-- METEOR: pycocoevalcap Meteor (METEOR 1.5 jar), on the first 150 test segments of the perturbed system (the JVM
-  takes ~10 s to load its tables; Rust and Python run concurrently): 1e-6.
-- Porter stemmer: NLTK PorterStemmer on every word of the E2E and DART references: equal.
+- METEOR: pycocoevalcap Meteor (METEOR 1.5 jar), on the first 100 test segments of the perturbed system (each JVM
+  takes ~10 s to load its tables, so both load while the other checks run): 1e-6.
+- Porter stemmer: NLTK PorterStemmer on every word longer than 3 letters of the E2E dev/test and DART dev
+  references: equal.
 - DART (GEM-style, 600 dev entries): BLEU as above over all references, 1e-9; ROUGE-L: rouge-score
   RougeScorer(["rougeL"], use_stemmer=True) with GEM-metrics' leave-one-out jackknifing, mean F, 1e-9.
 """
@@ -126,45 +129,126 @@ def run_eval_gen(*args):
     return out.stdout
 
 
+def start_eval_gen(*args):
+    return subprocess.Popen([EVAL_GEN, *map(str, args)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    return out, err
+
+
 def coco_tokenize(segs):
+    """pycocoevalcap's PTBTokenizer (the jar) on a list of caption lists; returns {index: [tokenised, ...]}."""
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     gts = {i: [{"caption": c} for c in rs] for i, rs in enumerate(segs)}
     return PTBTokenizer().tokenize(gts)
 
 
+METEOR_SEGMENTS = 100
+
+
 class Split:
-    """One E2E split: references, two systems, Rust scores and the oracle's inputs."""
+    """One E2E split: references, two systems, the Rust results and every oracle value."""
 
     def __init__(self, name, csv_name, tmp):
         self.name = name
         self.segs = read_e2e_segments(require_data("e2e", csv_name))
-        self.systems = {"perturbed": perturbed_system(self.segs)}
-        self.systems["shuffled"] = shuffled_system(self.systems["perturbed"])
-        self.refs_path = tmp / f"{name}.refs.txt"
+        perturbed = perturbed_system(self.segs)
+        self.systems = {"perturbed": perturbed, "shuffled": shuffled_system(perturbed)}
+        self.dir = tmp / name
+        self.dir.mkdir()
+        self.refs_path = self.dir / "refs.txt"
         write_refs(self.refs_path, self.segs)
         self.pred_paths = {}
         for sys_name, preds in self.systems.items():
-            p = tmp / f"{name}.{sys_name}.txt"
-            write_lines(p, preds)
-            self.pred_paths[sys_name] = p
-        names = list(self.systems)
-        scores = json.loads(run_eval_gen("--references", self.refs_path, "--no-meteor",
-                                         *[a for n in names for a in ("--predictions", self.pred_paths[n])]))
-        self.rust = dict(zip(names, scores))
-        # pycocoevalcap tokenisation (jar), references once, each system once.
+            self.pred_paths[sys_name] = self.dir / f"{sys_name}.txt"
+            write_lines(self.pred_paths[sys_name], preds)
+
+    def start_rust(self):
+        args = ["--references", self.refs_path, "--no-meteor", "--dump-ptb", self.dir]
+        for n in self.systems:
+            args += ["--predictions", self.pred_paths[n]]
+        self.proc = start_eval_gen(*args)
+
+    def oracles(self):
+        """Everything computed by the reference implementations (runs while the Rust binary works)."""
+        from pycocoevalcap.cider.cider import Cider
+        from pycocoevalcap.rouge.rouge import Rouge
+        from sacrebleu.metrics import BLEU
+
         self.gts = coco_tokenize(self.segs)
         self.res = {n: coco_tokenize([[p] for p in preds]) for n, preds in self.systems.items()}
+        bleu = BLEU(lowercase=True, tokenize="13a", references=list(zip_longest(*self.segs)))
+        nist = nist_reference.NistReferences(self.segs)
+        self.oracle = {}
+        for n, preds in self.systems.items():
+            self.oracle[n] = {
+                "BLEU": bleu.corpus_score(preds, None).score / 100,
+                "NIST": nist.score(preds),
+                "ROUGE_L": Rouge().compute_score(self.gts, self.res[n])[0],
+                "CIDEr": Cider().compute_score(self.gts, self.res[n])[0],
+            }
+
+    def collect_rust(self):
+        out, _ = finish(self.proc)
+        self.rust = dict(zip(self.systems, json.loads(out)))
+        self.rust_ptb_refs = (self.dir / "references.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        self.rust_ptb = {n: (self.dir / f"predictions.{k}.txt").read_text(encoding="utf-8").split("\n")[:-1]
+                         for k, n in enumerate(self.systems)}
 
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
+    """Runs everything once: Rust (in the background) and the oracles, METEOR JVMs overlapping the rest."""
     require_binary()
     if shutil.which("java") is None:
         pytest.skip("SKIPPED: no java (pycocoevalcap's PTB tokenizer and METEOR need it)")
+    from pycocoevalcap.meteor.meteor import Meteor
+
     tmp = tmp_path_factory.mktemp("metrics")
-    return {name: Split(name, csv_name, tmp) for name, csv_name in
-            [("dev", "devset.csv"), ("test", "testset_w_refs.csv")]}
+    result = {name: Split(name, csv_name, tmp) for name, csv_name in
+              [("dev", "devset.csv"), ("test", "testset_w_refs.csv")]}
+    # METEOR on the first test segments: both JVMs load their tables while everything else runs.
+    test = result["test"]
+    mdir = tmp / "meteor"
+    mdir.mkdir()
+    write_refs(mdir / "refs.txt", test.segs[:METEOR_SEGMENTS])
+    write_lines(mdir / "hyp.txt", test.systems["perturbed"][:METEOR_SEGMENTS])
+    meteor_rust = start_eval_gen("--references", mdir / "refs.txt", "--predictions", mdir / "hyp.txt")
+    meteor_py = Meteor()
+    for s in result.values():
+        s.start_rust()
+        s.oracles()
+        s.collect_rust()
+    gts = {i: test.gts[i] for i in range(METEOR_SEGMENTS)}
+    res = {i: test.res["perturbed"][i] for i in range(METEOR_SEGMENTS)}
+    test.meteor_oracle = meteor_py.compute_score(gts, res)[0]
+    out, err = finish(meteor_rust)
+    test.meteor_rust = json.loads(out)["METEOR"]
+    test.meteor_stderr = err
+    return result
+
+
+NIST_SHORT_SEGMENTS = 100
+
+
+@pytest.mark.parametrize("ref_length", ["mteval_padded", "mean_per_segment"])
+def test_nist_length_penalty_on_short_outputs(splits, tmp_path, ref_length):
+    """Two-word outputs on 100 dev segments: the length penalty is active (ratio < 1) in both variants."""
+    s = splits["dev"]
+    segs = s.segs[:NIST_SHORT_SEGMENTS]
+    short = [" ".join(p.split()[:2]) for p in s.systems["perturbed"][:NIST_SHORT_SEGMENTS]]
+    write_refs(tmp_path / "refs.txt", segs)
+    write_lines(tmp_path / "hyp.txt", short)
+    ours = json.loads(run_eval_gen("--references", tmp_path / "refs.txt", "--no-meteor", "--nist-ref-length",
+                                   ref_length, "--predictions", tmp_path / "hyp.txt"))["NIST"]
+    oracle = nist_reference.NistReferences(segs)
+    avg_ref_len = oracle.total_words / oracle.nsys if ref_length == "mteval_padded" else oracle.mean_ref_len
+    assert sum(len(nist_reference.tokenize(h)) for h in short) < avg_ref_len
+    assert ours == pytest.approx(oracle.score(short, ref_length), rel=1e-9, abs=1e-12)
 
 
 SYSTEMS = ["perturbed", "shuffled"]
@@ -174,78 +258,41 @@ SPLITS = ["dev", "test"]
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_bleu_matches_sacrebleu(splits, split, system):
-    import sacrebleu
-
     s = splits[split]
-    streams = list(zip_longest(*s.segs))
-    ref = sacrebleu.corpus_bleu(s.systems[system], streams, lowercase=True, tokenize="13a").score / 100
-    assert abs(s.rust[system]["BLEU"] - ref) <= 1e-9, (s.rust[system]["BLEU"], ref)
+    assert abs(s.rust[system]["BLEU"] - s.oracle[system]["BLEU"]) <= 1e-9, (s.rust[system], s.oracle[system])
 
 
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_nist_matches_mteval_oracle(splits, split, system):
     s = splits[split]
-    ref = nist_reference.corpus_nist(s.systems[system], s.segs)
-    assert s.rust[system]["NIST"] == pytest.approx(ref, rel=1e-9, abs=1e-12)
-
-
-def test_nist_pymteval_variant(splits):
-    s = splits["dev"]
-    out = json.loads(run_eval_gen("--references", s.refs_path, "--no-meteor", "--nist-ref-length", "mean_per_segment",
-                                  "--predictions", s.pred_paths["perturbed"]))
-    ref = nist_reference.corpus_nist(s.systems["perturbed"], s.segs, "mean_per_segment")
-    assert out["NIST"] == pytest.approx(ref, rel=1e-9, abs=1e-12)
+    assert s.rust[system]["NIST"] == pytest.approx(s.oracle[system]["NIST"], rel=1e-9, abs=1e-12)
 
 
 @pytest.mark.parametrize("split", SPLITS)
-def test_ptb_tokenization_equals_the_jar(splits, split, tmp_path):
+def test_ptb_tokenization_equals_the_jar(splits, split):
     s = splits[split]
-    flat = [r for rs in s.segs for r in rs]
-    write_lines(tmp_path / "refs.txt", flat)
-    ours = run_eval_gen("--ptb-tokenize", tmp_path / "refs.txt").split("\n")[: len(flat)]
     jar = [t for i in range(len(s.segs)) for t in s.gts[i]]
-    bad = [(a, b) for a, b in zip(ours, jar) if a != b]
-    assert len(ours) == len(jar) and not bad, bad[:5]
+    bad = [(a, b) for a, b in zip(s.rust_ptb_refs, jar) if a != b]
+    assert len(s.rust_ptb_refs) == len(jar) and not bad, bad[:5]
     for name, preds in s.systems.items():
-        write_lines(tmp_path / "hyp.txt", preds)
-        ours = run_eval_gen("--ptb-tokenize", tmp_path / "hyp.txt").split("\n")[: len(preds)]
         jar = [s.res[name][i][0] for i in range(len(preds))]
-        bad = [(a, b) for a, b in zip(ours, jar) if a != b]
-        assert not bad, (name, bad[:5])
+        bad = [(a, b) for a, b in zip(s.rust_ptb[name], jar) if a != b]
+        assert len(s.rust_ptb[name]) == len(jar) and not bad, (name, bad[:5])
 
 
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("system", SYSTEMS)
 def test_rouge_l_and_cider_match_pycocoevalcap(splits, split, system):
-    from pycocoevalcap.cider.cider import Cider
-    from pycocoevalcap.rouge.rouge import Rouge
-
     s = splits[split]
-    rouge, _ = Rouge().compute_score(s.gts, s.res[system])
-    cider, _ = Cider().compute_score(s.gts, s.res[system])
-    assert abs(s.rust[system]["ROUGE_L"] - rouge) <= 1e-9, (s.rust[system]["ROUGE_L"], rouge)
-    assert abs(s.rust[system]["CIDEr"] - cider) <= 1e-9, (s.rust[system]["CIDEr"], cider)
+    for metric in ["ROUGE_L", "CIDEr"]:
+        assert abs(s.rust[system][metric] - s.oracle[system][metric]) <= 1e-9, (metric, s.rust[system], s.oracle[system])
 
 
-def test_meteor_matches_pycocoevalcap(splits, tmp_path):
-    from pycocoevalcap.meteor.meteor import Meteor
-
+def test_meteor_matches_pycocoevalcap(splits):
     s = splits["test"]
-    n = 150
-    write_refs(tmp_path / "refs.txt", s.segs[:n])
-    write_lines(tmp_path / "hyp.txt", s.systems["perturbed"][:n])
-    # Rust's METEOR JVM runs while Python's loads.
-    rust = subprocess.Popen([EVAL_GEN, "--references", tmp_path / "refs.txt", "--predictions", tmp_path / "hyp.txt"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    gts = {i: s.gts[i] for i in range(n)}
-    res = {i: s.res["perturbed"][i] for i in range(n)}
-    ref, _ = Meteor().compute_score(gts, res)
-    out, err = rust.communicate(timeout=300)
-    assert rust.returncode == 0, err
-    ours = json.loads(out)["METEOR"]
-    assert ours is not None, err
-    assert abs(ours - ref) <= 1e-6, (ours, ref)
+    assert s.meteor_rust is not None, s.meteor_stderr
+    assert abs(s.meteor_rust - s.meteor_oracle) <= 1e-6, (s.meteor_rust, s.meteor_oracle)
 
 
 def test_meteor_unavailable_is_null(splits, tmp_path):
@@ -324,3 +371,32 @@ def test_dart_gem_style(tmp_path):
     assert abs(out["BLEU"] - bleu) <= 1e-9, (out["BLEU"], bleu)
     rouge = gem_rouge_l(preds, segs)
     assert abs(out["ROUGE_L"] - rouge) <= 1e-9, (out["ROUGE_L"], rouge)
+
+
+DPFT = os.environ.get("DPFT_BIN", str(ROOT / "target" / "debug" / "dpft"))
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_dpft_eval_gen_matches_the_oracles(splits, tmp_path, system):
+    """The user-facing command on the E2E dev split: BLEU, NIST, ROUGE-L, CIDEr equal the oracles (1e-9)."""
+    s = splits["dev"]
+    write_refs(tmp_path / "refs.txt", s.segs)
+    write_lines(tmp_path / "hyp.txt", s.systems[system])
+    out = subprocess.run([DPFT, "eval-gen", "--predictions", str(tmp_path / "hyp.txt"), "--references",
+                          str(tmp_path / "refs.txt"), "--no-meteor", "--json"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+    assert set(got) == {"BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"} and got["METEOR"] is None
+    for metric in ["BLEU", "ROUGE_L", "CIDEr"]:
+        assert abs(got[metric] - s.oracle[system][metric]) <= 1e-9, (metric, got, s.oracle[system])
+    assert got["NIST"] == pytest.approx(s.oracle[system]["NIST"], rel=1e-9, abs=1e-12)
+
+
+def test_dpft_eval_gen_refuses_mismatched_counts(tmp_path):
+    require_binary()
+    write_lines(tmp_path / "hyp.txt", ["a", "b", "c"])
+    (tmp_path / "refs.txt").write_text("x\ny\n\nz\n")
+    out = subprocess.run([DPFT, "eval-gen", "--predictions", str(tmp_path / "hyp.txt"), "--references",
+                          str(tmp_path / "refs.txt"), "--no-meteor"], capture_output=True, text=True)
+    assert out.returncode == 2, out.stderr
+    assert "3 predictions" in out.stderr and "2 segments" in out.stderr, out.stderr

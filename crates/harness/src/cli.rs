@@ -273,6 +273,12 @@ pub struct EvalGenArgs {
     /// Print JSON: {"BLEU", "NIST", "METEOR" (or null), "ROUGE_L", "CIDEr"}.
     #[arg(long)]
     pub json: bool,
+    /// Do not compute METEOR (it is reported as null).
+    #[arg(long, conflicts_with = "meteor_jar")]
+    pub no_meteor: bool,
+    /// Score DART the GEM way instead: BLEU over all references and rouge-score ROUGE-L ({"BLEU", "ROUGE_L"}).
+    #[arg(long)]
+    pub dart: bool,
 }
 
 /// Parameter precision of a loaded model.

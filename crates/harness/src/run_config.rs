@@ -225,11 +225,14 @@ pub struct GenerationSection {
     /// Prompts per batch.
     #[serde(default = "eight")]
     pub batch_size: usize,
+    /// Compute METEOR (needs Java and the METEOR 1.5 jar; reported as null otherwise).
+    #[serde(default = "yes")]
+    pub meteor: bool,
 }
 
 impl Default for GenerationSection {
     fn default() -> Self {
-        Self { num_beams: 5, max_new_tokens: 100, min_new_tokens: 5, batch_size: 8 }
+        Self { num_beams: 5, max_new_tokens: 100, min_new_tokens: 5, batch_size: 8, meteor: true }
     }
 }
 
@@ -283,6 +286,9 @@ fn hundred() -> usize {
 }
 fn eight() -> usize {
     8
+}
+fn yes() -> bool {
+    true
 }
 
 /// Parses YAML text (`path` names it in errors).

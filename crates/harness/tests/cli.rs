@@ -53,10 +53,10 @@ fn bad_usage_exits_2() {
 
 #[test]
 fn unavailable_command_says_so_and_exits_1() {
-    let out = dpft(&["train", "run.yaml", "--set", "a=b"]);
+    let out = dpft(&["sweep", "grid.yaml", "--resume"]);
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
-    assert!(err.starts_with("error: `dpft train` is not available yet"), "{err}");
+    assert!(err.starts_with("error: `dpft sweep` is not available yet"), "{err}");
     assert!(err.contains("nothing was run"), "{err}");
 }
 

@@ -4,11 +4,15 @@
 //! cargo build -p metrics --example eval_gen      # -> target/debug/examples/eval_gen
 //! eval_gen --references REFS --predictions PRED [--predictions PRED2 …]
 //!          [--dart] [--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment]
+//!          [--dump-ptb DIR]
 //! ```
 //! REFS is e2e-metrics' multi-reference text format (the references of one segment on consecutive lines,
 //! segments separated by a blank line); PRED has one prediction per line. With one `--predictions` the output is
 //! one JSON object `{"BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"}` (with `--dart`: `{"BLEU", "ROUGE_L"}`); with
 //! several, a JSON array in the same order (one METEOR JVM serves them all). Why METEOR is null goes to stderr.
+//!
+//! `--dump-ptb DIR` writes the PTB tokenisation METEOR/ROUGE-L/CIDEr were computed on: `DIR/references.txt` (all
+//! references, segment by segment, one per line) and `DIR/predictions.K.txt` for the K-th `--predictions` (from 0).
 //!
 //! Test helpers (used by `python/tests/test_metrics.py`), each reading one text per line of FILE and printing one
 //! line per input line: `--ptb-tokenize FILE` (pycocoevalcap's tokenisation, lines lexed as one stream),
@@ -20,7 +24,7 @@ use std::process::ExitCode;
 use metrics::{EvalOptions, Evaluator, MeteorMode, MeteorSetup, NistRefLength};
 
 const USAGE: &str = "usage: eval_gen --references REFS --predictions PRED [--predictions PRED …] [--dart] \
-[--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment]\n       \
+[--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment] [--dump-ptb DIR]\n       \
 eval_gen --ptb-tokenize FILE | --porter-stem FILE | --rouge-tokenize FILE";
 
 #[derive(Default)]
@@ -30,6 +34,7 @@ struct Args {
     dart: bool,
     meteor: MeteorMode,
     nist_ref_length: NistRefLength,
+    dump_ptb: Option<PathBuf>,
     helper: Option<(String, PathBuf)>,
 }
 
@@ -44,6 +49,7 @@ fn parse_args() -> Result<Args, String> {
             "--dart" => args.dart = true,
             "--meteor-jar" => args.meteor = MeteorMode::Jar(value(&a)?.into()),
             "--no-meteor" => args.meteor = MeteorMode::Disabled,
+            "--dump-ptb" => args.dump_ptb = Some(value(&a)?.into()),
             "--nist-ref-length" => {
                 args.nist_ref_length = match value(&a)?.as_str() {
                     "mteval_padded" => NistRefLength::MtevalPadded,
@@ -64,6 +70,11 @@ fn parse_args() -> Result<Args, String> {
 fn read_lines(path: &PathBuf) -> Result<Vec<String>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     Ok(text.lines().map(str::to_string).collect())
+}
+
+fn write_lines<S: AsRef<str>>(path: &std::path::Path, lines: &[S]) -> Result<(), String> {
+    let text: String = lines.iter().map(|l| format!("{}\n", l.as_ref())).collect();
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
 fn run(args: Args) -> Result<(), String> {
@@ -98,8 +109,15 @@ fn run(args: Args) -> Result<(), String> {
         if let MeteorSetup::Unavailable(why) = evaluator.meteor_setup() {
             eprintln!("METEOR unavailable (null): {why}");
         }
-        for p in &args.predictions {
+        if let Some(dir) = &args.dump_ptb {
+            let refs: Vec<&str> = evaluator.ptb_references().iter().flatten().map(String::as_str).collect();
+            write_lines(&dir.join("references.txt"), &refs)?;
+        }
+        for (k, p) in args.predictions.iter().enumerate() {
             let preds = metrics::read_predictions_file(p).map_err(|e| e.to_string())?;
+            if let Some(dir) = &args.dump_ptb {
+                write_lines(&dir.join(format!("predictions.{k}.txt")), &metrics::ptb::coco_tokenize(&preds))?;
+            }
             let s = evaluator.score(&preds).map_err(|e| format!("{}: {e}", p.display()))?;
             results.push(serde_json::to_string(&s).map_err(|e| e.to_string())?);
         }

@@ -11,7 +11,7 @@
 //! - segment score `10 · mean_n(Σ_refs s_n) / #refs`; corpus score = mean over segments.
 //!
 //! Floating-point operations follow the reference code's order (n-grams in first-occurrence order, numpy's
-//! pairwise mean), so scores agree to ~1e-15; the asserted tolerance is 1e-9.
+//! pairwise mean): on the E2E dev/test sets the scores are bit-identical; the asserted tolerance is 1e-9.
 
 use crate::num::np_mean;
 use crate::text::{ngram_counts, ngram_order, py_split, FxMap, FxSet, NGram, Vocab};
@@ -58,11 +58,12 @@ fn sim(hyp: &TfIdf, r: &TfIdf) -> [f64; N] {
         let vr = r.lookup.get(&g).copied().unwrap_or(0.0);
         val[ngram_order(g) - 1] += vh.min(vr) * vr;
     }
-    for n in 0..N {
+    let penalty = std::f64::consts::E.powf(-(delta.powi(2)) / (2.0 * SIGMA.powi(2)));
+    for (n, v) in val.iter_mut().enumerate() {
         if hyp.norm[n] != 0.0 && r.norm[n] != 0.0 {
-            val[n] /= hyp.norm[n] * r.norm[n];
+            *v /= hyp.norm[n] * r.norm[n];
         }
-        val[n] *= std::f64::consts::E.powf(-(delta.powi(2)) / (2.0 * SIGMA.powi(2)));
+        *v *= penalty;
     }
     val
 }

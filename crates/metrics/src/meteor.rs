@@ -75,11 +75,11 @@ fn jar_in_venv(venv: &Path) -> Option<PathBuf> {
     None
 }
 
-/// Search for the jar as [`MeteorMode::Auto`] describes.
-pub fn find_jar() -> Option<PathBuf> {
+/// Search for the jar as [`MeteorMode::Auto`] describes; the error says where it looked.
+pub fn find_jar() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os(JAR_ENV) {
         let p = PathBuf::from(p);
-        return p.is_file().then_some(p);
+        return if p.is_file() { Ok(p) } else { Err(format!("{JAR_ENV}={} is not a file", p.display())) };
     }
     let mut venvs: Vec<PathBuf> =
         ["DPFT_VENV", "VIRTUAL_ENV"].iter().filter_map(std::env::var_os).map(PathBuf::from).collect();
@@ -88,7 +88,9 @@ pub fn find_jar() -> Option<PathBuf> {
     }
     // The workspace root of this crate (crates/metrics/../..), for binaries run from elsewhere.
     venvs.extend(Path::new(env!("CARGO_MANIFEST_DIR")).ancestors().nth(2).map(|d| d.join(".venv")));
-    venvs.iter().find_map(|v| jar_in_venv(v))
+    venvs.iter().find_map(|v| jar_in_venv(v)).ok_or_else(|| {
+        format!("no {JAR_NAME}: set {JAR_ENV} or install pycocoevalcap in the Python venv (DPFT_VENV or .venv)")
+    })
 }
 
 /// Resolve a [`MeteorMode`]. An explicit jar that does not exist is an error; anything else missing makes METEOR
@@ -106,12 +108,8 @@ pub fn locate(mode: &MeteorMode) -> Result<MeteorSetup, MetricsError> {
             p.clone()
         }
         MeteorMode::Auto => match find_jar() {
-            Some(p) => p,
-            None => {
-                return Ok(MeteorSetup::Unavailable(format!(
-                    "no {JAR_NAME}: set {JAR_ENV} or install pycocoevalcap in the Python venv (DPFT_VENV or .venv)"
-                )))
-            }
+            Ok(p) => p,
+            Err(why) => return Ok(MeteorSetup::Unavailable(why)),
         },
     };
     match find_java() {

@@ -210,8 +210,9 @@ pub fn ngram_first(k: NGram) -> u32 {
 /// that sums over them are deterministic.
 pub fn ngram_counts(tokens: &[u32], max_n: usize) -> Vec<(NGram, u32)> {
     assert!(max_n <= 5, "n-grams are packed for orders up to 5");
-    let mut index: FxMap<NGram, usize> = FxMap::default();
-    let mut counts: Vec<(NGram, u32)> = Vec::new();
+    let cap = tokens.len() * max_n;
+    let mut index: FxMap<NGram, usize> = FxMap::with_capacity_and_hasher(cap, Default::default());
+    let mut counts: Vec<(NGram, u32)> = Vec::with_capacity(cap);
     for n in 1..=max_n {
         for w in tokens.windows(n) {
             let k = ngram_key(w);

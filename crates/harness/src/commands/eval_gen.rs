@@ -39,11 +39,22 @@ pub fn run(args: &EvalGenArgs) -> Result<()> {
         ))
         .into());
     }
-    let v = crate::gen_metrics::evaluate(&predictions, &references, args.meteor_jar.clone())?;
+    let meteor = match (&args.meteor_jar, args.no_meteor) {
+        (_, true) => crate::gen_metrics::Meteor::Off,
+        (Some(jar), _) => crate::gen_metrics::Meteor::Jar(jar.clone()),
+        (None, false) => crate::gen_metrics::Meteor::Auto,
+    };
+    let v = if args.dart {
+        crate::gen_metrics::evaluate_dart(&predictions, &references)?
+    } else {
+        crate::gen_metrics::evaluate(&predictions, &references, meteor)?
+    };
     if args.json {
         println!("{v}");
     } else {
-        for key in ["BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"] {
+        let keys: &[&str] =
+            if args.dart { &["BLEU", "ROUGE_L"] } else { &["BLEU", "NIST", "METEOR", "ROUGE_L", "CIDEr"] };
+        for &key in keys {
             match v[key].as_f64() {
                 Some(x) => println!("{key:<8} {x:.4}"),
                 None => println!("{key:<8} unavailable (needs java and the METEOR 1.5 jar; see --help)"),

@@ -237,6 +237,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             &objective.tokenizer,
             &segments,
             &config.generation,
+            config.task.name == "dart",
             &out,
         )
     };

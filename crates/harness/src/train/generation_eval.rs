@@ -1,6 +1,6 @@
 //! Evaluation of a generation task (E2E, DART) as the paper does it (Li et al. 2022, App.; decoding of
 //! prefix-tuning): beam search from `" {table} <|endoftext|>"`, newline tokens banned, the output cut at
-//! the first `<|endoftext|>`; then the e2e-metrics scores against all references of each table.
+//! the first `<|endoftext|>`; then the e2e-metrics scores against all references of each table (DART: GEM's BLEU and ROUGE-L).
 //! Writes `predictions.txt` (one line per table) and `references.txt` (e2e-metrics format) into the run
 //! folder.
 
@@ -37,6 +37,7 @@ pub fn evaluate(
     tokenizer: &TextTokenizer,
     segments: &[Segment],
     settings: &GenerationSection,
+    dart: bool,
     out: &Path,
 ) -> Result<Value> {
     if segments.is_empty() {
@@ -71,5 +72,9 @@ pub fn evaluate(
     std::fs::write(out.join("predictions.txt"), pred_text)?;
     let refs: Vec<Vec<String>> = segments.iter().map(|s| s.references.clone()).collect();
     std::fs::write(out.join("references.txt"), crate::commands::eval_gen::references_text(&refs))?;
-    crate::gen_metrics::evaluate(&predictions, &refs, None)
+    if dart {
+        return crate::gen_metrics::evaluate_dart(&predictions, &refs);
+    }
+    let meteor = if settings.meteor { crate::gen_metrics::Meteor::Auto } else { crate::gen_metrics::Meteor::Off };
+    crate::gen_metrics::evaluate(&predictions, &refs, meteor)
 }
