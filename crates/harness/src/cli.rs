@@ -69,6 +69,8 @@ pub enum Command {
     Privacy(PrivacyCommand),
     /// Fine-tune a model with DP-Adam (or non-privately) from a YAML run config.
     Train(TrainArgs),
+    /// Train a small byte-level BPE tokenizer (GPT-2's scheme, `<|endoftext|>` special) on text files.
+    TrainTokenizer(TrainTokenizerArgs),
     /// Score predictions against references: BLEU, NIST, METEOR, ROUGE-L, CIDEr (e2e-metrics definitions).
     EvalGen(EvalGenArgs),
     /// Per-token log-probabilities of texts under a causal language model (GPT-2 folder).
@@ -93,6 +95,7 @@ impl Command {
             Self::Data(_) => "data",
             Self::Privacy(_) => "privacy",
             Self::Train(_) => "train",
+            Self::TrainTokenizer(_) => "train-tokenizer",
             Self::EvalGen(_) => "eval-gen",
             Self::Score(_) => "score",
             Self::Generate(_) => "generate",
@@ -279,6 +282,21 @@ pub struct EvalGenArgs {
     /// Score DART the GEM way instead: BLEU over all references and rouge-score ROUGE-L ({"BLEU", "ROUGE_L"}).
     #[arg(long)]
     pub dart: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Writes OUT/tokenizer.json, usable as model.tokenizer (with model.config of the same \
+                        vocab_size) in a run config. Files given as data:REL are read from the data directory.")]
+pub struct TrainTokenizerArgs {
+    /// Text files to learn merges from (UTF-8).
+    #[arg(long = "file", value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Ids in the vocabulary (256 bytes, `<|endoftext|>` and the merges).
+    #[arg(long, default_value_t = 4096)]
+    pub vocab_size: usize,
+    /// Folder to write tokenizer.json into (created; an existing tokenizer.json is refused).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Parameter precision of a loaded model.

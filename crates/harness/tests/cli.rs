@@ -19,8 +19,20 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-const SUBCOMMANDS: &[&str] =
-    &["info", "data", "privacy", "train", "eval-gen", "score", "generate", "clip-check", "sweep", "report", "bench"];
+const SUBCOMMANDS: &[&str] = &[
+    "info",
+    "data",
+    "privacy",
+    "train",
+    "train-tokenizer",
+    "eval-gen",
+    "score",
+    "generate",
+    "clip-check",
+    "sweep",
+    "report",
+    "bench",
+];
 
 #[test]
 fn help_lists_every_subcommand_with_a_description() {

@@ -251,3 +251,52 @@ privacy: {{target_epsilon: 8, delta: 1e-5, max_grad_norm: 0.1}}
         assert!(eps <= 8.0 && eps > 7.0, "calibrated σ spends the target: {eps}");
     }
 }
+
+#[test]
+fn a_small_bpe_vocabulary_trains_a_tiny_gpt2_on_e2e() {
+    if setup().is_none() {
+        return;
+    }
+    let data = models::DataDir::for_tests("e2e").unwrap();
+    let tok = tmp("bpe");
+    let o = dpft(&[
+        "train-tokenizer",
+        "--file",
+        "data:e2e/devset.csv",
+        "--vocab-size",
+        "600",
+        "--out",
+        tok.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = dpft(&["train-tokenizer", "--file", "data:e2e/devset.csv", "--out", tok.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(2), "an existing tokenizer is not overwritten");
+    let config = tmp("tiny-600.json");
+    std::fs::write(
+        &config,
+        r#"{"model_type": "gpt2", "vocab_size": 600, "n_positions": 128, "n_embd": 32, "n_layer": 1, "n_head": 2}"#,
+    )
+    .unwrap();
+    let cfg = tmp("bpe-e2e.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "model: {{config: {}, tokenizer: {}}}
+task: {{name: e2e, max_length: 120, max_train_examples: 32, max_eval_examples: 4}}
+optimization: {{learning_rate: 1e-3, batch_size: 8, physical_batch_size: 8, steps: 2}}
+privacy: {{noise_multiplier: 1.0, max_grad_norm: 1.0}}
+generation: {{num_beams: 2, max_new_tokens: 8, min_new_tokens: 1, meteor: false}}
+",
+            config.display(),
+            tok.display()
+        ),
+    )
+    .unwrap();
+    let out = tmp("bpe-e2e-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["steps"], 2);
+    assert!(summary["metrics"]["BLEU"].is_number());
+    let _ = data;
+}

@@ -9,6 +9,7 @@ mod model_io;
 mod privacy;
 mod score;
 mod train;
+mod train_tokenizer;
 
 use anyhow::Result;
 
@@ -25,6 +26,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(&cli.global, &args),
         Command::ClipCheck(args) => clip_check::run(&cli.global, &args),
         Command::Train(args) => train::run(&cli.global, &args),
+        Command::TrainTokenizer(args) => train_tokenizer::run(&cli.global, &args),
         Command::EvalGen(args) => eval_gen::run(&args),
         Command::Sweep(_) | Command::Report(_) | Command::Bench(_) => Err(anyhow::anyhow!(
             "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
