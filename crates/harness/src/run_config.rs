@@ -204,8 +204,11 @@ pub struct PrivacySection {
     /// poisson or fixed_size.
     #[serde(default = "poisson")]
     pub sampler: String,
-    /// fixed (reproducible from the seed) or secure (OS randomness).
-    #[serde(default = "fixed")]
+    /// Randomness of the noise and the batch sampler: `secure` (default: OS randomness; the sampler's key
+    /// is kept in the checkpoint so that a resume continues its stream) or `fixed` (derived from
+    /// optimization.seed: reproducible, for research; anyone who knows the seed can recompute the noise and
+    /// the batches, so the guarantee then holds only while the seed is secret).
+    #[serde(default = "secure")]
     pub noise_seed: String,
 }
 
@@ -275,8 +278,8 @@ fn rdp() -> String {
 fn poisson() -> String {
     "poisson".into()
 }
-fn fixed() -> String {
-    "fixed".into()
+fn secure() -> String {
+    "secure".into()
 }
 fn five() -> usize {
     5
@@ -426,6 +429,12 @@ impl RunConfig {
         }
         if self.generation.num_beams == 0 || self.generation.max_new_tokens == 0 || self.generation.batch_size == 0 {
             return Err("generation.num_beams, max_new_tokens and batch_size must be at least 1".into());
+        }
+        if self.generation.min_new_tokens > self.generation.max_new_tokens {
+            return Err(format!(
+                "generation.min_new_tokens = {} exceeds generation.max_new_tokens = {}",
+                self.generation.min_new_tokens, self.generation.max_new_tokens
+            ));
         }
         Ok(())
     }

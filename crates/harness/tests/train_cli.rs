@@ -88,6 +88,8 @@ fn check_epsilon_against_dpft_privacy(out: &Path) {
         "one event of 4 steps: {}",
         privacy["history"]
     );
+    assert!(privacy["randomness"].as_str().unwrap().starts_with("fixed seed 3"), "{privacy}");
+    assert!(summary["epsilon"]["gdp_approximation"].is_number());
     assert_eq!(privacy["noise_multiplier"], 1.0);
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().filter(|l| l.contains("\"loss\"") && !l.contains("eval")).count(), 4);
@@ -102,7 +104,8 @@ fn check_epsilon_against_dpft_privacy(out: &Path) {
 fn private_runs_report_dpft_privacy_epsilon_and_resume_exactly() {
     let Some(model) = setup() else { return };
     let cfg = tmp("resume.yaml");
-    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.5}")).unwrap();
+    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.5, noise_seed: fixed}"))
+        .unwrap();
     let (whole, parts) = (tmp("whole"), tmp("parts"));
     let o = dpft(&["train", cfg.to_str().unwrap(), "--out", whole.to_str().unwrap()]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -151,6 +154,11 @@ fn the_budget_stops_training_before_it_is_exceeded() {
     let summary = read_json(&out.join("summary.json"));
     assert_eq!(summary["status"], "stopped_at_budget", "{summary}");
     assert_eq!(summary["steps"], 2);
+    let privacy = read_json(&out.join("privacy.json"));
+    assert_eq!(privacy["history"]["events"][0]["steps"], 2, "{privacy}");
+    assert!(privacy["randomness"].as_str().unwrap().starts_with("secure"), "the default: {privacy}");
+    let log = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert_eq!(log.lines().filter(|l| l.contains("\"lr\"")).count(), 2);
     let eps = summary["epsilon"]["rdp"].as_f64().unwrap();
     assert!((eps - 4.460865176064045).abs() < 1e-6, "{eps}");
     assert!(summary["stop_reason"].as_str().unwrap().contains("before step 3"), "{summary}");

@@ -123,7 +123,12 @@ impl DpOptimizer {
             }
             Ok(t.to_device(like.device()).to_kind(like.kind()).detach())
         };
-        self.state = if step == 0 || tensors.is_empty() {
+        if step > 0 && tensors.is_empty() {
+            return Err(EngineError::Invalid(format!(
+                "optimizer state of step {step} has no moments: the checkpoint is incomplete"
+            )));
+        }
+        self.state = if step == 0 {
             Vec::new()
         } else {
             params
@@ -177,6 +182,25 @@ mod tests {
     use super::*;
     use tch::nn::{self, OptimizerConfig};
     use tch::{Device, Kind};
+
+    #[test]
+    fn state_round_trip_continues_identically() {
+        let p0 = Tensor::from_slice(&[0.5f64, -1.0, 2.0]);
+        let grads = |s: i64| vec![("w".to_string(), Tensor::from_slice(&[0.3f64, -0.2 * s as f64, 1.0 + s as f64]))];
+        let (a, b) = (p0.copy(), p0.copy());
+        let mut first = DpOptimizer::new(OptimizerKind::Adam, 0.1, LrSchedule::Constant, 0).unwrap();
+        for s in 0..2 {
+            first.step(&[("w".into(), a.shallow_clone())], &grads(s)).unwrap();
+        }
+        let (step, state) = first.state(&[("w".into(), a.shallow_clone())]);
+        let mut second = DpOptimizer::new(OptimizerKind::Adam, 0.1, LrSchedule::Constant, 0).unwrap();
+        let _ = b.shallow_clone().copy_(&a);
+        second.load_state(&[("w".into(), b.shallow_clone())], step, &state).unwrap();
+        first.step(&[("w".into(), a.shallow_clone())], &grads(2)).unwrap();
+        second.step(&[("w".into(), b.shallow_clone())], &grads(2)).unwrap();
+        assert!(a.equal(&b));
+        assert!(second.load_state(&[("w".into(), b.shallow_clone())], 3, &[]).is_err(), "missing moments are an error");
+    }
 
     /// Our update against libtorch's own optimizer on the same gradients (f64, three steps).
     fn against_libtorch(kind: OptimizerKind, reference: impl OptimizerConfig) {

@@ -44,11 +44,13 @@ pub fn run(args: &EvalGenArgs) -> Result<()> {
         (Some(jar), _) => crate::gen_metrics::Meteor::Jar(jar.clone()),
         (None, false) => crate::gen_metrics::Meteor::Auto,
     };
+    // Every metrics error is about the given files (empty input, an empty segment, a missing jar).
     let v = if args.dart {
-        crate::gen_metrics::evaluate_dart(&predictions, &references)?
+        crate::gen_metrics::evaluate_dart(&predictions, &references)
     } else {
-        crate::gen_metrics::evaluate(&predictions, &references, meteor)?
-    };
+        crate::gen_metrics::evaluate(&predictions, &references, meteor)
+    }
+    .map_err(|e| BadInput(format!("{e:#}")))?;
     if args.json {
         println!("{v}");
     } else {

@@ -33,6 +33,17 @@ fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
     if resume && !has_run {
         return Err(BadInput(format!("--resume: {} holds no run to continue", out.display())).into());
     }
+    if out.exists() && !out.is_dir() {
+        return Err(BadInput(format!("--out {} is a file; give a folder", out.display())).into());
+    }
+    let foreign = out.is_dir() && !has_run && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+    if foreign {
+        return Err(BadInput(format!(
+            "--out {} is not empty and holds no dpft run; give a new or empty folder (nothing was changed)",
+            out.display()
+        ))
+        .into());
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     if resume {
         let previous = std::fs::read_to_string(out.join("config.yaml")).unwrap_or_default();
@@ -196,19 +207,28 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     // Everything the run reads is checked before the run folder is touched.
     let (model, tokenizer) = load_causal_model(&config, &opts, &data)?;
     let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
-    let (mut train, mut eval, mut segments) = match config.task.name.as_str() {
+    let (mut train, mut eval, segments) = match config.task.name.as_str() {
         "text" => {
             let (train, eval) = text_examples(&config, data.root(), &tokenizer)?;
             (train, eval, Vec::new())
         }
         _ => generation_data(&config, &data, &tokenizer)?,
     };
-    if let Some(k) = config.task.max_train_examples {
-        train.truncate(k);
+    // (E2E/DART were cut to max_*_examples while loading: the first k tables, all their references.)
+    if config.task.name == "text" {
+        if let Some(k) = config.task.max_train_examples {
+            train.truncate(k);
+        }
+        if let Some(k) = config.task.max_eval_examples {
+            eval.truncate(k);
+        }
     }
-    if let Some(k) = config.task.max_eval_examples {
-        eval.truncate(k);
-        segments.truncate(k);
+    if config.task.max_length > model.config.n_positions as usize {
+        return Err(BadInput(format!(
+            "task.max_length = {} exceeds the model's n_positions = {}",
+            config.task.max_length, model.config.n_positions
+        ))
+        .into());
     }
     if let Some(longest) = segments.iter().map(|s| s.prompt.len()).max() {
         if longest + config.generation.max_new_tokens > model.config.n_positions as usize {

@@ -26,6 +26,12 @@ pub struct TrainState {
     pub noise_multiplier: Option<f64>,
     /// Hash of the run config the checkpoint belongs to (a resume with another config is refused).
     pub config_hash: String,
+    /// Key of the batch sampler's stream (secret when drawn from the OS).
+    pub sampler_seed: u64,
+    /// Training examples n (a resume on other data is refused).
+    pub dataset_size: usize,
+    /// Sampling rate q.
+    pub sample_rate: f64,
 }
 
 /// What a checkpoint restores.
@@ -56,6 +62,10 @@ pub fn save(
     let root = dir(out);
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let name = format!("step-{}", state.step);
+    let final_dir = root.join(&name);
+    if final_dir.is_dir() && std::fs::read_to_string(root.join("latest")).is_ok_and(|l| l.trim() == name) {
+        return Ok(()); // this very step is already the latest checkpoint
+    }
     let tmp = root.join(format!("{name}.tmp"));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
@@ -66,7 +76,7 @@ pub fn save(
             .context("writing the optimizer state")?;
     }
     std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?).context("writing state.json")?;
-    let final_dir = root.join(&name);
+    // A folder of this name that `latest` does not point to is a leftover of an interrupted attempt.
     let _ = std::fs::remove_dir_all(&final_dir);
     std::fs::rename(&tmp, &final_dir).with_context(|| format!("moving {} into place", tmp.display()))?;
     let latest_tmp = root.join("latest.tmp");

@@ -54,8 +54,12 @@ impl Metrics {
     /// came after its checkpoint).
     fn open(out: &Path, keep_until: u64) -> Result<Self> {
         let path = out.join("metrics.jsonl");
-        let kept: Vec<String> = std::fs::read_to_string(&path)
-            .unwrap_or_default()
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
+        };
+        let kept: Vec<String> = text
             .lines()
             .filter(|l| {
                 serde_json::from_str::<Value>(l).ok().and_then(|v| v["step"].as_u64()).is_some_and(|s| s <= keep_until)
@@ -157,7 +161,7 @@ fn resolve_dp(p: &PrivacySection, sampling: Sampling, steps: u64, n: usize, seed
     let clipper =
         Clipper { max_grad_norm: p.max_grad_norm, stability: 1e-6, mode, norm_method: NormMethod::Auto, style }
             .checked()?;
-    let noise = GaussianNoise::new(if p.noise_seed == "secure" { NoiseSeed::Secure } else { NoiseSeed::Fixed(seed) });
+    let noise = GaussianNoise::new(if p.noise_seed == "fixed" { NoiseSeed::Fixed(seed) } else { NoiseSeed::Secure });
     let budget = p.target_epsilon.map(|epsilon| Budget { epsilon, delta, accountant });
     Ok(Dp { clipper, noise, sigma, delta, accountant, budget })
 }
@@ -189,7 +193,9 @@ fn epsilons(history: &History, delta: f64) -> Value {
                 .map(|r| json!({"upper": r.upper, "lower": r.lower, "estimate": r.estimate})),
             _ => acc.epsilon(kind, history, delta).map(|e| json!(e)),
         };
-        out.insert(kind.name().to_string(), value.unwrap_or_else(|e| json!({"unavailable": e.to_string()})));
+        // GDP is a central-limit approximation that can under-estimate ε: its key says so.
+        let key = if kind == AccountantKind::Gdp { "gdp_approximation".to_string() } else { kind.name().to_string() };
+        out.insert(key, value.unwrap_or_else(|e| json!({"unavailable": e.to_string()})));
     }
     Value::Object(out)
 }
@@ -221,7 +227,14 @@ pub fn train(
     let trainable_count: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
     log::info!("{} training examples; {} trainable parameters in {} tensors", n, trainable_count, trainable.len());
 
-    let mut sampler = sampler_for(&config.privacy, n, o.batch_size, o.seed)?;
+    let restored = if resume && checkpoint::exists(out) { Some(checkpoint::load(out)?) } else { None };
+    let secure = matches!(&config.privacy, Privacy::Dp(p) if p.noise_seed != "fixed");
+    let sampler_seed = match (&restored, secure) {
+        (Some(r), _) => r.state.sampler_seed,
+        (None, true) => rand::random::<u64>(),
+        (None, false) => o.seed,
+    };
+    let mut sampler = sampler_for(&config.privacy, n, o.batch_size, sampler_seed)?;
     let q = sampler.sampling().sample_rate();
     let steps = match (o.steps, o.epochs) {
         (Some(s), _) => s,
@@ -236,8 +249,18 @@ pub fn train(
     let mut history = History::new();
     let mut start_step = 0;
     let hash = config_hash(config);
-    if resume && checkpoint::exists(out) {
-        let r = checkpoint::load(out)?;
+    if let Some(r) = restored {
+        let same_sigma = r.state.noise_multiplier.map(f64::to_bits) == dp.as_ref().map(|d| d.sigma.to_bits());
+        if r.state.dataset_size != n || r.state.sample_rate.to_bits() != q.to_bits() || !same_sigma {
+            bail!(BadInput(format!(
+                "{}: the checkpoint was made with n = {}, q = {}, σ = {:?}; this run has n = {n}, q = {q}, σ = {:?} (other data or data directory?): resume refused",
+                out.display(),
+                r.state.dataset_size,
+                r.state.sample_rate,
+                r.state.noise_multiplier,
+                dp.as_ref().map(|d| d.sigma)
+            )));
+        }
         if r.state.config_hash != hash {
             bail!(BadInput(format!(
                 "{}: the checkpoint belongs to another config (hash {} vs {}); resume with the config it was started with",
@@ -252,6 +275,14 @@ pub fn train(
         if !r.state.history.is_empty() {
             history = History::from_json(&r.state.history)?;
         }
+        if dp.is_some() && history.steps() != r.state.step {
+            bail!(
+                "{}: the checkpoint's ledger has {} steps but its state says {}: it is corrupt",
+                out.display(),
+                history.steps(),
+                r.state.step
+            );
+        }
         start_step = r.state.step;
         log::info!("resuming from step {start_step} of {steps}");
     }
@@ -265,6 +296,9 @@ pub fn train(
             history: if history.steps() == 0 { String::new() } else { history.to_json() },
             noise_multiplier: dp.as_ref().map(|d| d.sigma),
             config_hash: hash.clone(),
+            sampler_seed,
+            dataset_size: n,
+            sample_rate: q,
         };
         checkpoint::save(out, &state, &objective.parameters(), &opt_state)
     };
@@ -369,6 +403,41 @@ pub fn train(
     if let Some(msg) = &stopped {
         log::warn!("{msg}");
     }
+    // The ledger is written before the final evaluation: a failure there must not lose it.
+    let (delta, sigma) = dp.as_ref().map_or((None, None), |d| (Some(d.delta), Some(d.sigma)));
+    let epsilon = delta.map_or(json!(null), |d| epsilons(&history, d));
+    let sampler_name = match sampler.sampling() {
+        Sampling::Poisson { .. } => "poisson",
+        Sampling::FixedSize { .. } => "fixed_size",
+    };
+    let privacy = json!({
+        "private": dp.is_some(),
+        "dataset_size": n,
+        "sampler": {
+            "kind": sampler_name, "sample_rate": q, "expected_batch_size": sampler.expected_batch_size(),
+            "relation": if sampler_name == "poisson" { "add/remove one example" } else { "replace one example" },
+        },
+        "delta": delta,
+        "noise_multiplier": sigma,
+        "max_grad_norm": dp.as_ref().map(|d| d.clipper.max_grad_norm),
+        "clipping": dp.as_ref().map(|d| json!({"mode": format!("{:?}", d.clipper.mode), "style": format!("{:?}", d.clipper.style)})),
+        "target_epsilon": dp.as_ref().and_then(|d| d.budget.map(|b| b.epsilon)),
+        "budget_accountant": dp.as_ref().map(|d| d.accountant.name()),
+        "steps": done,
+        "planned_steps": steps,
+        "epsilon": epsilon,
+        "randomness": match &config.privacy {
+            Privacy::Dp(p) if p.noise_seed == "fixed" => json!(format!(
+                "fixed seed {}: noise and batches are reproducible from the config; the guarantee holds only while the seed is secret",
+                o.seed
+            )),
+            Privacy::Dp(_) => json!("secure: noise and batch sampling from the operating system's randomness"),
+            Privacy::None => json!(null),
+        },
+        "scope": "epsilon covers the trained parameters and anything computed from them alone; metrics.jsonl holds per-step training statistics (batch sizes, losses, gradient-norm statistics) that are not privatised: do not release it",
+        "history": if history.steps() == 0 { json!(null) } else { serde_json::from_str::<Value>(&history.to_json())? },
+    });
+    write_json(&out.join("privacy.json"), &privacy)?;
     let mut eval = serde_json::Map::new();
     if let Some(l) = objective.eval_loss(o.physical_batch_size)? {
         eval.insert("loss".into(), json!(l));
@@ -377,19 +446,18 @@ pub fn train(
         eval.extend(m);
     }
     metrics.write(&json!({"step": done, "eval": eval.clone()}))?;
-    let (delta, sigma) = dp.as_ref().map_or((None, None), |d| (Some(d.delta), Some(d.sigma)));
     let summary = json!({
         "status": if stopped.is_some() { "stopped_at_budget" } else { "finished" },
         "stop_reason": stopped,
         "steps": done,
         "planned_steps": steps,
         "sample_rate": q,
-        "sampler": match sampler.sampling() { Sampling::Poisson { .. } => "poisson", Sampling::FixedSize { .. } => "fixed_size" },
+        "sampler": sampler_name,
         "dataset_size": n,
         "expected_batch_size": sampler.expected_batch_size(),
         "noise_multiplier": sigma,
         "delta": delta,
-        "epsilon": delta.map_or(json!(null), |d| epsilons(&history, d)),
+        "epsilon": epsilon,
         "budget_accountant": dp.as_ref().map(|d| d.accountant.name()),
         "trainable_parameters": trainable_count,
         "metrics": eval,
@@ -398,18 +466,6 @@ pub fn train(
         "peak_memory_kind": "process resident-set high-water mark (VmHWM)",
     });
     write_json(&out.join("summary.json"), &summary)?;
-    let privacy = json!({
-        "private": dp.is_some(),
-        "dataset_size": n,
-        "sampler": {"kind": summary["sampler"], "sample_rate": q, "expected_batch_size": sampler.expected_batch_size()},
-        "delta": delta,
-        "noise_multiplier": sigma,
-        "max_grad_norm": dp.as_ref().map(|d| d.clipper.max_grad_norm),
-        "target_epsilon": dp.as_ref().and_then(|d| d.budget.map(|b| b.epsilon)),
-        "epsilon": summary["epsilon"],
-        "history": if history.steps() == 0 { json!(null) } else { serde_json::from_str::<Value>(&history.to_json())? },
-    });
-    write_json(&out.join("privacy.json"), &privacy)?;
     Ok(Finished { summary })
 }
 
