@@ -194,7 +194,7 @@ mod tests {
         }
         let (step, state) = first.state(&[("w".into(), a.shallow_clone())]);
         let mut second = DpOptimizer::new(OptimizerKind::Adam, 0.1, LrSchedule::Constant, 0).unwrap();
-        let _ = b.shallow_clone().copy_(&a);
+        b.shallow_clone().copy_(&a);
         second.load_state(&[("w".into(), b.shallow_clone())], step, &state).unwrap();
         first.step(&[("w".into(), a.shallow_clone())], &grads(2)).unwrap();
         second.step(&[("w".into(), b.shallow_clone())], &grads(2)).unwrap();
