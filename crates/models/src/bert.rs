@@ -282,16 +282,7 @@ impl EncoderModel {
 
     /// Every parameter once, under its checkpoint name (the tied decoder weight is the word embedding).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut seen = std::collections::HashSet::new();
-        let mut out = Vec::new();
-        for layer in self.dp_layers() {
-            for (name, t) in layer.parameters() {
-                if seen.insert(t.data_ptr() as usize) {
-                    out.push((name, t));
-                }
-            }
-        }
-        out
+        crate::weights::unique_parameters(&self.dp_layers())
     }
 
     /// Parameters that require gradients.

@@ -233,16 +233,7 @@ impl Gpt2LmHeadModel {
     /// Every parameter once, under its checkpoint name (a tied `lm_head.weight` is `wte`'s, listed once
     /// as `wte.weight`, as Hugging Face saves it).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut out: Vec<(String, Tensor)> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
-        for layer in self.layers() {
-            for (name, t) in layer.parameters() {
-                if seen.insert(t.data_ptr() as usize) {
-                    out.push((name, t));
-                }
-            }
-        }
-        out
+        crate::weights::unique_parameters(&self.layers())
     }
 
     /// Parameters that require gradients.

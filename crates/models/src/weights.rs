@@ -213,3 +213,18 @@ impl Weights {
         }
     }
 }
+
+/// The parameters of `layers`, each tensor once (a tensor shared by two layers, such as a tied head, under
+/// the name of its first owner), in layer order.
+pub fn unique_parameters(layers: &[&dyn dp_core::engine::DpLayer]) -> Vec<(String, Tensor)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for layer in layers {
+        for (name, t) in layer.parameters() {
+            if seen.insert(t.data_ptr() as usize) {
+                out.push((name, t));
+            }
+        }
+    }
+    out
+}

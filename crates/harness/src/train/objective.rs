@@ -119,6 +119,25 @@ pub fn classification_scores(predicted: &[i64], gold: &[i64], binary_f1: bool) -
     out
 }
 
+/// Accuracy (and F1) of `logits` (computed per chunk of `batch` examples) against the examples' labels.
+fn evaluate_labels<E>(
+    examples: &[E],
+    batch: usize,
+    label: impl Fn(&E) -> i64,
+    logits: impl Fn(&[&E]) -> Result<Tensor>,
+    binary_f1: bool,
+) -> Result<serde_json::Value> {
+    let _guard = tch::no_grad_guard();
+    let (mut predicted, mut gold) = (Vec::new(), Vec::new());
+    for chunk in examples.chunks(batch.max(1)) {
+        let refs: Vec<&E> = chunk.iter().collect();
+        let p: Vec<i64> = Vec::try_from(logits(&refs)?.argmax(-1, false))?;
+        predicted.extend(p);
+        gold.extend(chunk.iter().map(&label));
+    }
+    Ok(classification_scores(&predicted, &gold, binary_f1))
+}
+
 /// The paper's prompt-based classification (LM-BFF templates): the MLM head's logits at `<mask>`,
 /// restricted to the label words, under cross-entropy (Li et al. 2022, Sec. 5.1).
 pub struct PromptMlm {
@@ -156,15 +175,8 @@ impl PromptMlm {
 
     /// Accuracy (and F1) on the evaluation examples.
     pub fn evaluate(&self, batch: usize) -> Result<serde_json::Value> {
-        let _guard = tch::no_grad_guard();
-        let (mut predicted, mut gold) = (Vec::new(), Vec::new());
-        for chunk in self.eval.chunks(batch.max(1)) {
-            let refs: Vec<_> = chunk.iter().collect();
-            let p: Vec<i64> = Vec::try_from(self.logits(&refs, false, &mut Tape::off())?.argmax(-1, false))?;
-            predicted.extend(p);
-            gold.extend(chunk.iter().map(|e| e.label as i64));
-        }
-        Ok(classification_scores(&predicted, &gold, self.binary_f1))
+        let logits = |refs: &[&_]| self.logits(refs, false, &mut Tape::off());
+        evaluate_labels(&self.eval, batch, |e| e.label as i64, logits, self.binary_f1)
     }
 }
 
@@ -234,15 +246,8 @@ impl PairClassifier {
 
     /// Accuracy (and F1) on the evaluation examples.
     pub fn evaluate(&self, batch: usize) -> Result<serde_json::Value> {
-        let _guard = tch::no_grad_guard();
-        let (mut predicted, mut gold) = (Vec::new(), Vec::new());
-        for chunk in self.eval.chunks(batch.max(1)) {
-            let refs: Vec<_> = chunk.iter().collect();
-            let p: Vec<i64> = Vec::try_from(self.logits(&refs, false, &mut Tape::off())?.argmax(-1, false))?;
-            predicted.extend(p);
-            gold.extend(chunk.iter().map(|e| e.label as i64));
-        }
-        Ok(classification_scores(&predicted, &gold, self.binary_f1))
+        let logits = |refs: &[&_]| self.logits(refs, false, &mut Tape::off());
+        evaluate_labels(&self.eval, batch, |e| e.label as i64, logits, self.binary_f1)
     }
 }
 
