@@ -89,14 +89,18 @@ pub struct TaskSection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSection {
-    /// `full` (all parameters).
+    /// `full` (all parameters), `topk` (only the top `top_k` blocks and the final LayerNorm; GPT-2) or
+    /// `retrain` (the same architecture from a random initialisation, all parameters).
     #[serde(default = "full")]
     pub name: String,
+    /// Blocks that train with `topk` (the paper: 2).
+    #[serde(default = "two")]
+    pub top_k: usize,
 }
 
 impl Default for MethodSection {
     fn default() -> Self {
-        Self { name: full() }
+        Self { name: full(), top_k: 2 }
     }
 }
 
@@ -281,6 +285,9 @@ fn poisson() -> String {
 fn secure() -> String {
     "secure".into()
 }
+fn two() -> usize {
+    2
+}
 fn five() -> usize {
     5
 }
@@ -371,7 +378,7 @@ impl RunConfig {
         }
         one_of("model.dtype", &self.model.dtype, &["f32", "f64", "bf16"])?;
         one_of("task.name", &self.task.name, &["e2e", "dart", "sst2", "qnli", "mnli", "qqp", "text"])?;
-        one_of("method.name", &self.method.name, &["full"])?;
+        one_of("method.name", &self.method.name, &["full", "topk", "retrain"])?;
         one_of("task.head", &self.task.head, &["prompt", "classifier"])?;
         if self.task.max_length < 2 {
             return Err(format!("task.max_length = {} must be at least 2", self.task.max_length));

@@ -308,3 +308,50 @@ generation: {{num_beams: 2, max_new_tokens: 8, min_new_tokens: 1, meteor: false}
     assert!(summary["metrics"]["BLEU"].is_number());
     let _ = data;
 }
+
+#[test]
+fn top_k_training_leaves_frozen_parameters_bit_identical() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("topk.yaml");
+    std::fs::write(
+        &cfg,
+        config(&model, "{noise_multiplier: 1.0, max_grad_norm: 0.5}")
+            .replace("optimization:", "method: {name: topk, top_k: 1}\noptimization:"),
+    )
+    .unwrap();
+    let out = tmp("topk-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = common::read(&model.join("model.safetensors"));
+    let after = common::read(&out.join("checkpoints/step-4/model.safetensors"));
+    assert!(after["transformer.wpe.weight"].equal(&before["transformer.wpe.weight"]));
+    assert!(after["transformer.h.0.attn.c_attn.weight"].equal(&before["transformer.h.0.attn.c_attn.weight"]));
+    assert!(
+        !after["transformer.h.1.attn.c_attn.weight"].equal(&before["transformer.h.1.attn.c_attn.weight"]),
+        "the top block trains"
+    );
+    let summary = read_json(&out.join("summary.json"));
+    // Top block of the tiny model (d = 32, inner 128) plus ln_f: 12,704 + 64.
+    assert_eq!(summary["trainable_parameters"], 12_704 + 64);
+}
+
+#[test]
+fn retrain_starts_from_a_fresh_initialisation_of_the_same_architecture() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("retrain.yaml");
+    let text = config(&model, "none").replace("optimization:", "method: {name: retrain}\noptimization:");
+    std::fs::write(&cfg, text.replace("steps: 4, checkpoint_every: 2", "steps: 1")).unwrap();
+    let out = tmp("retrain-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let before = common::read(&model.join("model.safetensors"));
+    let after = common::read(&out.join("checkpoints/step-1/model.safetensors"));
+    let (a, b) = (&after["transformer.wpe.weight"], &before["transformer.wpe.weight"]);
+    assert_eq!(a.size(), b.size());
+    // One step at lr 1e-3 moves a fine-tuned copy by ~1e-3 per entry; a fresh draw differs by O(its scale).
+    let diff = (a - b).norm().double_value(&[]);
+    assert!(diff > 0.5 * b.norm().double_value(&[]), "retrained weights are a fresh draw, not the checkpoint: {diff}");
+    // All parameters train: tied wte/wpe/blocks/ln_f plus the [PAD] row and the untied head.
+    let full = before.values().map(|t| t.numel() as i64).sum::<i64>() + 32 + 50258 * 32;
+    assert_eq!(read_json(&out.join("summary.json"))["trainable_parameters"], full);
+}

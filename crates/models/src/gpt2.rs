@@ -219,6 +219,26 @@ impl Gpt2LmHeadModel {
         Ok(id)
     }
 
+    /// Freezes every parameter except those of the top `k` blocks and `ln_f` (the paper's "top2" baseline,
+    /// Li et al. 2022, Table 2): `wte`, `wpe` and `lm_head` (tied or not) no longer train.
+    pub fn train_only_top_blocks(&mut self, k: usize) -> Result<(), ModelError> {
+        let n = self.h.len();
+        if k == 0 || k > n {
+            return Err(ModelError::Invalid(format!("top_k = {k} must lie in 1..={n} (the model's blocks)")));
+        }
+        let keep: std::collections::HashSet<usize> = self.h[n - k..]
+            .iter()
+            .flat_map(|b| [&b.ln_1 as &dyn DpLayer, &b.c_attn, &b.attn_c_proj, &b.ln_2, &b.c_fc, &b.mlp_c_proj])
+            .chain(std::iter::once(&self.ln_f as &dyn DpLayer))
+            .flat_map(|l| l.parameters())
+            .map(|(_, t)| t.data_ptr() as usize)
+            .collect();
+        for (_, t) in self.named_parameters() {
+            let _ = t.shallow_clone().set_requires_grad(keep.contains(&(t.data_ptr() as usize)));
+        }
+        Ok(())
+    }
+
     /// Every layer, for the engine's ownership check.
     pub fn layers(&self) -> Vec<&dyn DpLayer> {
         let mut out: Vec<&dyn DpLayer> = vec![&self.wte, &self.wpe];

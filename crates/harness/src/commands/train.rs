@@ -75,6 +75,18 @@ fn load_causal_model(
 ) -> Result<(Gpt2LmHeadModel, TextTokenizer)> {
     let m = &config.model;
     let (mut model, mut tokenizer) = match (&m.path, &m.config) {
+        // retrain: the folder's architecture and tokenizer, weights drawn afresh.
+        (Some(dir), _) if config.method.name == "retrain" => {
+            let dir = resolve(dir, data);
+            let tokenizer = TextTokenizer::from_dir(&dir, "gpt2").map_err(input_error)?;
+            let seed = config.optimization.seed as i64;
+            let any = models::from_config(&dir.join("config.json"), models::HeadKind::MaskedLm, opts, seed)
+                .map_err(input_error)?;
+            let models::AnyModel::Gpt2(model) = any else {
+                return Err(BadInput(format!("{}: this task needs a GPT-2 model", dir.display())).into());
+            };
+            (*model, tokenizer)
+        }
         (Some(dir), _) => load_gpt2(&resolve(dir, data), opts).map_err(input_error)?,
         (None, Some(cfg)) => {
             let tok_dir = m.tokenizer.as_ref().expect("checked with the config");
@@ -99,6 +111,9 @@ fn load_causal_model(
     }
     if m.add_pad_token {
         model.add_pad_token(&mut tokenizer).map_err(input_error)?;
+    }
+    if config.method.name == "topk" {
+        model.train_only_top_blocks(config.method.top_k).map_err(|e| BadInput(format!("method.top_k: {e}")))?;
     }
     Ok((model, tokenizer))
 }
@@ -282,6 +297,13 @@ fn run_classification(
         Some(p) => resolve(p, data),
         None => return Err(BadInput("classification tasks need model.path (a RoBERTa or BERT folder)".into()).into()),
     };
+    if config.method.name != "full" {
+        return Err(BadInput(format!(
+            "method.name = {}: only full fine-tuning is available for classification tasks in this version",
+            config.method.name
+        ))
+        .into());
+    }
     let task: TaskName = config.task.name.parse().map_err(bad)?;
     let train_split: Split = config.task.train_split.parse().map_err(bad)?;
     let eval_split: Split = config.task.eval_split.parse().map_err(bad)?;

@@ -1,0 +1,39 @@
+//! Fine-tuning methods on GPT-2: trainable-parameter counts on the gpt2 (small) config, checked against
+//! numbers computed by hand from its shapes.
+
+use models::{from_config, AnyModel, HeadKind, LoadOptions};
+use tch::{Device, Kind};
+
+const GPT2_SMALL: &str = r#"{"model_type": "gpt2", "vocab_size": 50257, "n_positions": 1024, "n_embd": 768,
+  "n_layer": 12, "n_head": 12}"#;
+
+fn count(params: &[(String, tch::Tensor)]) -> i64 {
+    params.iter().map(|(_, t)| t.numel() as i64).sum()
+}
+
+#[test]
+fn trainable_counts_on_the_gpt2_config() {
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("gpt2-small-config.json");
+    std::fs::write(&path, GPT2_SMALL).unwrap();
+    let opts = LoadOptions { device: Device::Cpu, kind: Kind::Float };
+    let AnyModel::Gpt2(mut model) = from_config(&path, HeadKind::MaskedLm, &opts, 0).unwrap() else { panic!() };
+    // By hand, d = 768, V = 50257, 1024 positions, inner 3072:
+    // block = ln_1 2·768 + c_attn 768·2304 + 2304 + attn c_proj 768·768 + 768 + ln_2 2·768
+    //       + c_fc 768·3072 + 3072 + mlp c_proj 3072·768 + 768 = 7,087,872;
+    // full (tied head) = wte 50257·768 + wpe 1024·768 + 12 blocks + ln_f 2·768 = 124,439,808.
+    let block = 2 * 768 + 768 * 2304 + 2304 + 768 * 768 + 768 + 2 * 768 + 768 * 3072 + 3072 + 3072 * 768 + 768;
+    assert_eq!(block, 7_087_872);
+    assert_eq!(count(&model.trainable()), 124_439_808);
+    assert_eq!(count(&model.trainable()), 50257 * 768 + 1024 * 768 + 12 * block + 2 * 768);
+    // top2: two blocks and ln_f.
+    model.train_only_top_blocks(2).unwrap();
+    assert_eq!(count(&model.trainable()), 14_177_280);
+    assert!(model.trainable().iter().all(|(n, _)| n.starts_with("transformer.h.10.")
+        || n.starts_with("transformer.h.11.")
+        || n.starts_with("transformer.ln_f.")));
+    assert!(model.train_only_top_blocks(13).is_err());
+    // An untied head adds V·d when it trains (full).
+    let AnyModel::Gpt2(mut model) = from_config(&path, HeadKind::MaskedLm, &opts, 0).unwrap() else { panic!() };
+    model.untie_lm_head();
+    assert_eq!(count(&model.trainable()), 124_439_808 + 50257 * 768);
+}
