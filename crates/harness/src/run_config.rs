@@ -89,18 +89,25 @@ pub struct TaskSection {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSection {
-    /// `full` (all parameters), `topk` (only the top `top_k` blocks and the final LayerNorm; GPT-2) or
-    /// `retrain` (the same architecture from a random initialisation, all parameters).
+    /// `full` (all parameters), `topk` (only the top `top_k` blocks and the final LayerNorm; GPT-2),
+    /// `retrain` (the same architecture from a random initialisation, all parameters) or `lora` (rank-`rank`
+    /// updates of GPT-2's `c_attn`, everything else frozen).
     #[serde(default = "full")]
     pub name: String,
     /// Blocks that train with `topk` (the paper: 2).
     #[serde(default = "two")]
     pub top_k: usize,
+    /// LoRA rank r (`lora`; the paper: 4).
+    #[serde(default = "four")]
+    pub rank: i64,
+    /// LoRA α; the update is scaled by α/r (default 8).
+    #[serde(default = "eight_f")]
+    pub alpha: f64,
 }
 
 impl Default for MethodSection {
     fn default() -> Self {
-        Self { name: full(), top_k: 2 }
+        Self { name: full(), top_k: 2, rank: 4, alpha: 8.0 }
     }
 }
 
@@ -285,6 +292,12 @@ fn poisson() -> String {
 fn secure() -> String {
     "secure".into()
 }
+fn four() -> i64 {
+    4
+}
+fn eight_f() -> f64 {
+    8.0
+}
 fn two() -> usize {
     2
 }
@@ -378,7 +391,7 @@ impl RunConfig {
         }
         one_of("model.dtype", &self.model.dtype, &["f32", "f64", "bf16"])?;
         one_of("task.name", &self.task.name, &["e2e", "dart", "sst2", "qnli", "mnli", "qqp", "text"])?;
-        one_of("method.name", &self.method.name, &["full", "topk", "retrain"])?;
+        one_of("method.name", &self.method.name, &["full", "topk", "retrain", "lora"])?;
         one_of("task.head", &self.task.head, &["prompt", "classifier"])?;
         if self.task.max_length < 2 {
             return Err(format!("task.max_length = {} must be at least 2", self.task.max_length));

@@ -355,3 +355,22 @@ fn retrain_starts_from_a_fresh_initialisation_of_the_same_architecture() {
     let full = before.values().map(|t| t.numel() as i64).sum::<i64>() + 32 + 50258 * 32;
     assert_eq!(read_json(&out.join("summary.json"))["trainable_parameters"], full);
 }
+
+#[test]
+fn lora_training_updates_only_the_low_rank_factors() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("lora.yaml");
+    let text = config(&model, "{noise_multiplier: 1.0, max_grad_norm: 0.5}")
+        .replace("optimization:", "method: {name: lora, rank: 4}\noptimization:");
+    std::fs::write(&cfg, text).unwrap();
+    let out = tmp("lora-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Two blocks of the tiny model (d = 32): A 4·32 + B 96·4 each.
+    assert_eq!(read_json(&out.join("summary.json"))["trainable_parameters"], 2 * (4 * 32 + 96 * 4));
+    let before = common::read(&model.join("model.safetensors"));
+    let after = common::read(&out.join("checkpoints/step-4/model.safetensors"));
+    assert!(after["transformer.h.1.attn.c_attn.weight"].equal(&before["transformer.h.1.attn.c_attn.weight"]));
+    let b = &after["transformer.h.1.attn.c_attn.lora_B.weight"];
+    assert!(b.abs().max().double_value(&[]) > 0.0, "B moved from its zero initialisation");
+}

@@ -34,6 +34,8 @@ pub struct Gpt2Block {
     pub c_fc: Linear,
     /// MLP down-projection `[inner, d]`.
     pub mlp_c_proj: Linear,
+    /// LoRA update of `c_attn` (method `lora`).
+    pub c_attn_lora: Option<crate::lora::Lora>,
 }
 
 /// Key/value cache for incremental decoding: per block, keys and values `[B, H, S, h]` of the S positions
@@ -138,6 +140,7 @@ impl Gpt2LmHeadModel {
                 ln_2: layer_norm(&mut w, &format!("h.{i}.ln_2"), d, eps),
                 c_fc: conv1d(&mut w, &format!("h.{i}.mlp.c_fc"), d, config.inner(), std),
                 mlp_c_proj: conv1d(&mut w, &format!("h.{i}.mlp.c_proj"), config.inner(), d, proj_std),
+                c_attn_lora: None,
             })
             .collect();
         let ln_f = layer_norm(&mut w, "ln_f", d, eps);
@@ -239,11 +242,28 @@ impl Gpt2LmHeadModel {
         Ok(())
     }
 
+    /// LoRA on every block's `c_attn` (the paper's GPT-2 LoRA baseline: rank 4) with every other parameter
+    /// frozen; the LoRA factors are the only trainable tensors.
+    pub fn add_lora(&mut self, r: i64, alpha: f64) -> Result<(), ModelError> {
+        for (_, t) in self.named_parameters() {
+            let _ = t.shallow_clone().set_requires_grad(false);
+        }
+        let d = self.config.n_embd;
+        for block in &mut self.h {
+            block.c_attn_lora =
+                Some(crate::lora::Lora::new(&block.c_attn.name, d, 3 * d, r, alpha, &block.c_attn.weight)?);
+        }
+        Ok(())
+    }
+
     /// Every layer, for the engine's ownership check.
     pub fn layers(&self) -> Vec<&dyn DpLayer> {
         let mut out: Vec<&dyn DpLayer> = vec![&self.wte, &self.wpe];
         for b in &self.h {
             out.extend([&b.ln_1 as &dyn DpLayer, &b.c_attn, &b.attn_c_proj, &b.ln_2, &b.c_fc, &b.mlp_c_proj]);
+            if let Some(l) = &b.c_attn_lora {
+                out.extend([&l.lora_a as &dyn DpLayer, &l.lora_b]);
+            }
         }
         out.push(&self.ln_f);
         out.push(&self.lm_head);
@@ -298,7 +318,11 @@ impl Gpt2LmHeadModel {
         let scale = if self.config.scale_attn_weights { 1.0 / (head_dim as f64).sqrt() } else { 1.0 };
         for (i, block) in self.h.iter().enumerate() {
             let hidden = block.ln_1.forward(&x, tape);
-            let qkv = block.c_attn.forward(&hidden, tape).split(self.config.n_embd, -1); // 3 × [B, T, d]
+            let mut qkv = block.c_attn.forward(&hidden, tape); // [B, T, 3d]
+            if let Some(lora) = &block.c_attn_lora {
+                qkv = qkv + lora.forward(&hidden, tape);
+            }
+            let qkv = qkv.split(self.config.n_embd, -1); // 3 × [B, T, d]
             let (q, mut k, mut v) =
                 (split_heads(&qkv[0], heads), split_heads(&qkv[1], heads), split_heads(&qkv[2], heads));
             if let Some(c) = cache.as_deref_mut() {

@@ -18,6 +18,7 @@ pub mod generation;
 pub mod gpt2;
 pub mod inputs;
 pub mod loader;
+pub mod lora;
 pub mod tokenizer;
 pub mod weights;
 

@@ -112,8 +112,15 @@ fn load_causal_model(
     if m.add_pad_token {
         model.add_pad_token(&mut tokenizer).map_err(input_error)?;
     }
-    if config.method.name == "topk" {
-        model.train_only_top_blocks(config.method.top_k).map_err(|e| BadInput(format!("method.top_k: {e}")))?;
+    match config.method.name.as_str() {
+        "topk" => {
+            model.train_only_top_blocks(config.method.top_k).map_err(|e| BadInput(format!("method.top_k: {e}")))?
+        }
+        "lora" => {
+            tch::manual_seed(config.optimization.seed as i64);
+            model.add_lora(config.method.rank, config.method.alpha).map_err(|e| BadInput(format!("method: {e}")))?
+        }
+        _ => {}
     }
     Ok((model, tokenizer))
 }
