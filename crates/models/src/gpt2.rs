@@ -320,7 +320,8 @@ impl Gpt2LmHeadModel {
             let hidden = block.ln_1.forward(&x, tape);
             let mut qkv = block.c_attn.forward(&hidden, tape); // [B, T, 3d]
             if let Some(lora) = &block.c_attn_lora {
-                qkv = qkv + lora.forward(&hidden, tape);
+                // Not `+=`: qkv is c_attn's recorded output, which the engine differentiates at.
+                qkv = &qkv + lora.forward(&hidden, tape);
             }
             let qkv = qkv.split(self.config.n_embd, -1); // 3 × [B, T, d]
             let (q, mut k, mut v) =
