@@ -17,7 +17,7 @@ use tch::{Kind, Tensor};
 use crate::attention::{attend, attention_mask as build_mask, merge_heads, split_heads};
 use crate::config::{Activation, BertConfig};
 use crate::inputs::Inputs;
-use crate::weights::{Init, Weights};
+use crate::weights::{layer_norm, Init, Weights};
 use crate::ModelError;
 
 /// Which head sits on the encoder.
@@ -104,15 +104,6 @@ fn linear(w: &mut Weights, name: &str, d_in: i64, d_out: i64, std: f64) -> Linea
         weight: w.base(&format!("{name}.weight"), &[d_out, d_in], Init::Normal(std)),
         bias: Some(w.base(&format!("{name}.bias"), &[d_out], Init::Zeros)),
         layout: WeightLayout::OutIn,
-    }
-}
-
-fn layer_norm(w: &mut Weights, name: &str, d: i64, eps: f64) -> LayerNorm {
-    LayerNorm {
-        name: format!("{}{name}", w.prefix()),
-        weight: w.base(&format!("{name}.weight"), &[d], Init::Ones),
-        bias: w.base(&format!("{name}.bias"), &[d], Init::Zeros),
-        eps,
     }
 }
 

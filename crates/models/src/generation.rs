@@ -135,6 +135,49 @@ fn positions_from_mask(mask: &Tensor) -> Tensor {
     pos.masked_fill(&mask.eq(0), 1)
 }
 
+/// Incremental decoding state shared by greedy and beam search: the attention mask and position ids of
+/// the rows so far, and the key/value cache.
+struct Decoder<'m> {
+    model: &'m Gpt2LmHeadModel,
+    mask: Tensor,
+    positions: Tensor,
+    cache: KvCache,
+}
+
+impl<'m> Decoder<'m> {
+    /// Runs the left-padded prompts (each repeated `repeat` times); returns the decoder and the logits.
+    fn start(
+        model: &'m Gpt2LmHeadModel,
+        prompts: &[Vec<i64>],
+        repeat: usize,
+        pad: i64,
+    ) -> Result<(Self, Tensor), ModelError> {
+        let (ids, mask, _) = left_pad(prompts, repeat, pad, model.wte.weight.device());
+        let positions = positions_from_mask(&mask);
+        let mut decoder = Self { model, mask, positions, cache: KvCache::default() };
+        let logits = decoder.forward(&ids)?;
+        Ok((decoder, logits))
+    }
+
+    fn forward(&mut self, ids: &Tensor) -> Result<Tensor, ModelError> {
+        let inputs = Inputs::ids(ids).with_mask(&self.mask).with_positions(&self.positions);
+        self.model.forward(inputs, Some(&mut self.cache), false, &mut Tape::off())
+    }
+
+    /// Keeps rows `index` of the batch (beam search).
+    fn reorder(&mut self, index: &[i64]) {
+        self.cache.reorder(&Tensor::from_slice(index).to(self.mask.device()));
+    }
+
+    /// Feeds one token per row; returns the logits `[rows, 1, V]`.
+    fn step(&mut self, tokens: &[i64]) -> Result<Tensor, ModelError> {
+        self.mask = Tensor::cat(&[&self.mask, &self.mask.ones_like().narrow(1, 0, 1)], 1);
+        self.positions = self.positions.narrow(1, self.positions.size()[1] - 1, 1) + 1;
+        let ids = Tensor::from_slice(tokens).to(self.mask.device()).unsqueeze(1); // [rows, 1]
+        self.forward(&ids)
+    }
+}
+
 /// Log-probabilities (beam) or logits (greedy) of the next token after the processors: banned tokens and,
 /// before `min_new_tokens`, EOS get −∞.
 fn process(scores: Tensor, generated: usize, config: &GenerationConfig) -> Tensor {
@@ -154,17 +197,8 @@ fn greedy(
     prompts: &[Vec<i64>],
     config: &GenerationConfig,
 ) -> Result<Vec<Vec<i64>>, ModelError> {
-    let device = model.wte.weight.device();
     let pad = config.eos_token_id.unwrap_or(0);
-    let (ids, mut mask, _) = left_pad(prompts, 1, pad, device);
-    let mut positions = positions_from_mask(&mask);
-    let mut cache = KvCache::default();
-    let mut logits = model.forward(
-        Inputs::ids(&ids).with_mask(&mask).with_positions(&positions),
-        Some(&mut cache),
-        false,
-        &mut Tape::off(),
-    )?;
+    let (mut decoder, mut logits) = Decoder::start(model, prompts, 1, pad)?;
     let rows = prompts.len();
     let mut out: Vec<Vec<i64>> = vec![Vec::new(); rows];
     let mut done = vec![false; rows];
@@ -186,15 +220,7 @@ fn greedy(
         if done.iter().all(|&d| d) || step + 1 == config.max_new_tokens {
             break;
         }
-        let next_ids = Tensor::from_slice(&fed).to(device).unsqueeze(1); // [B, 1]
-        mask = Tensor::cat(&[&mask, &mask.ones_like().narrow(1, 0, 1)], 1);
-        positions = positions.narrow(1, positions.size()[1] - 1, 1) + 1;
-        logits = model.forward(
-            Inputs::ids(&next_ids).with_mask(&mask).with_positions(&positions),
-            Some(&mut cache),
-            false,
-            &mut Tape::off(),
-        )?;
+        logits = decoder.step(&fed)?;
     }
     Ok(out)
 }
@@ -207,8 +233,8 @@ struct Hypothesis {
     finished: bool,
 }
 
-/// Indices of the `k` largest values, largest first (ties: lower index first, as libtorch's CPU top-k on
-/// these sizes).
+/// Indices of the `k` largest values, largest first (ties: lower index first; exact ties between distinct
+/// continuations have not been seen in the transformers comparisons).
 fn top_k(values: &[f32], k: usize) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..values.len()).collect();
     idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]).then(a.cmp(&b)));
@@ -227,15 +253,7 @@ fn beam_search(
     let b = prompts.len();
     let pad = config.eos_token_id.unwrap_or(0);
     let lp = config.length_penalty as f32;
-    let (ids, mut mask, _) = left_pad(prompts, k, pad, device);
-    let mut positions = positions_from_mask(&mask);
-    let mut cache = KvCache::default();
-    let mut logits = model.forward(
-        Inputs::ids(&ids).with_mask(&mask).with_positions(&positions),
-        Some(&mut cache),
-        false,
-        &mut Tape::off(),
-    )?;
+    let (mut decoder, mut logits) = Decoder::start(model, prompts, k, pad)?;
     let v = model.config.vocab_size;
     // Running beams per prompt (beam 0 starts alone: the others at −1e9), finished slots per prompt.
     let mut running: Vec<Vec<Hypothesis>> = (0..b)
@@ -313,16 +331,8 @@ fn beam_search(
         if !improvable.iter().any(|&i| i) || all_hit || at_max {
             break;
         }
-        cache.reorder(&Tensor::from_slice(&reorder).to(device));
-        mask = Tensor::cat(&[&mask, &mask.ones_like().narrow(1, 0, 1)], 1);
-        positions = positions.narrow(1, positions.size()[1] - 1, 1) + 1;
-        let fed = Tensor::from_slice(&next_tokens).to(device).unsqueeze(1); // [B·k, 1]
-        logits = model.forward(
-            Inputs::ids(&fed).with_mask(&mask).with_positions(&positions),
-            Some(&mut cache),
-            false,
-            &mut Tape::off(),
-        )?;
+        decoder.reorder(&reorder);
+        logits = decoder.step(&next_tokens)?;
     }
     Ok(finished.into_iter().map(|f| f.into_iter().next().map(|h| h.tokens).unwrap_or_default()).collect())
 }

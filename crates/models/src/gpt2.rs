@@ -16,7 +16,7 @@ use crate::attention::{attend, attention_mask, merge_heads, split_heads};
 use crate::config::{Activation, Gpt2Config};
 use crate::inputs::Inputs;
 use crate::tokenizer::TextTokenizer;
-use crate::weights::{Init, Weights};
+use crate::weights::{layer_norm, Init, Weights};
 use crate::ModelError;
 
 /// One transformer block `h.N`.
@@ -82,15 +82,6 @@ pub struct Gpt2LmHeadModel {
     /// Output projection `[V, d]` (torch layout); shares `wte`'s tensor when tied.
     pub lm_head: Linear,
     tied: bool,
-}
-
-fn layer_norm(w: &mut Weights, name: &str, d: i64, eps: f64) -> LayerNorm {
-    LayerNorm {
-        name: format!("{}{name}", w.prefix()),
-        weight: w.base(&format!("{name}.weight"), &[d], Init::Ones),
-        bias: w.base(&format!("{name}.bias"), &[d], Init::Zeros),
-        eps,
-    }
 }
 
 fn conv1d(w: &mut Weights, name: &str, d_in: i64, d_out: i64, std: f64) -> Linear {

@@ -228,3 +228,13 @@ pub fn unique_parameters(layers: &[&dyn dp_core::engine::DpLayer]) -> Vec<(Strin
     }
     out
 }
+
+/// A LayerNorm `name` (base-model name) of width `d` from `w`: γ initialised to ones, β to zeros.
+pub(crate) fn layer_norm(w: &mut Weights, name: &str, d: i64, eps: f64) -> dp_core::engine::LayerNorm {
+    dp_core::engine::LayerNorm {
+        name: format!("{}{name}", w.prefix()),
+        weight: w.base(&format!("{name}.weight"), &[d], Init::Ones),
+        bias: w.base(&format!("{name}.bias"), &[d], Init::Zeros),
+        eps,
+    }
+}
