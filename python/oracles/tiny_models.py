@@ -24,6 +24,9 @@ vocab.txt, tokenizer.json, tokenizer_config.json) and `reference.safetensors`:
                 the pad id (1 / 0); the 3rd example is a sentence pair. logits_f32/_f64 (MLM [B,T,V] or
                 classification [B,num_labels]) and hidden_f32/_f64 (the encoder's last_hidden_state). Position
                 ids are left to transformers (RoBERTa: padding_idx + cumulative count of non-pad tokens).
+  GPT-2 also `prefix-reference.safetensors`: random prefix keys/values `key.N`, `value.N` [heads, 3, head_dim]
+                (f64) given to transformers as a cache in front of the right-padded sentences; input_ids,
+                attention_mask (text part) and logits_f64 (prefix-tuning's attention, Li & Liang 2021).
 Every `*_f64` tensor comes from the checkpoint reloaded with dtype=float64; every `*_f32` one from the
 checkpoint reloaded in float32 (after checking that the reload reproduces the in-memory model).
 
@@ -266,6 +269,44 @@ def gpt2_reference(folder, model, tok):
     assert_close(out["logits_f32"].double(), out["logits_f64"], 1e-5, "gpt2 f32 vs f64")
     save_file(contiguous(out), str(folder / "reference.safetensors"))
     return m32
+
+
+PREFIX_LEN = 3
+
+
+def gpt2_prefix_reference(folder, tok):
+    """Prefix-tuning's attention (Li & Liang 2021): random per-layer prefix keys/values fed to transformers as
+    a cache in front of the text; transformers numbers the text's positions from the prefix length."""
+    m64 = reload(tf.GPT2LMHeadModel, folder, torch.float64)
+    cfg = m64.config
+    heads, head_dim = cfg.n_head, cfg.n_embd // cfg.n_head
+    g = torch.Generator().manual_seed(7)
+    kv = {}
+    for i in range(cfg.n_layer):
+        for part in ["key", "value"]:
+            kv[f"{part}.{i}"] = torch.randn((heads, PREFIX_LEN, head_dim), generator=g, dtype=torch.float64)
+    ids = [tok(s, add_special_tokens=False)["input_ids"] for s in SENTENCES]
+    B, T = len(ids), max(map(len, ids))
+    input_ids = torch.full((B, T), GPT2_EOS, dtype=torch.long)
+    mask = torch.zeros((B, PREFIX_LEN + T), dtype=torch.long)
+    mask[:, :PREFIX_LEN] = 1
+    for i, x in enumerate(ids):
+        input_ids[i, : len(x)] = torch.tensor(x)
+        mask[i, PREFIX_LEN : PREFIX_LEN + len(x)] = 1
+
+    def cache():
+        c = tf.DynamicCache(config=cfg)
+        for i in range(cfg.n_layer):
+            c.update(kv[f"key.{i}"].expand(B, -1, -1, -1), kv[f"value.{i}"].expand(B, -1, -1, -1), i)
+        return c
+
+    with torch.no_grad():
+        logits = m64(input_ids=input_ids, attention_mask=mask, cache=cache()).logits
+        pos = torch.arange(PREFIX_LEN, PREFIX_LEN + T).expand(B, T)
+        explicit = m64(input_ids=input_ids, attention_mask=mask, cache=cache(), position_ids=pos).logits
+        assert torch.equal(logits, explicit), "transformers did not number the text from the prefix length"
+    out = dict(kv, input_ids=input_ids, attention_mask=mask[:, PREFIX_LEN:].contiguous(), logits_f64=logits)
+    save_file(contiguous(out), str(folder / "prefix-reference.safetensors"))
 
 
 def generate_one(model, prompt, **kw):
@@ -560,6 +601,7 @@ def main(argv=None):
         folder = fresh_dir(out_dir / name)
         model = build_gpt2(folder, tied, tok_dir)
         m32 = gpt2_reference(folder, model, gtok)
+        gpt2_prefix_reference(folder, gtok)
         recs = gpt2_generate(folder, m32, gtok)
         rel, norms = opacus_reference(folder, gtok, tied)
         assert tied or norms is not None, f"opacus disagrees with the per-example loop (rel {rel:.1e})"

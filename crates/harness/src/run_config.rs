@@ -85,29 +85,99 @@ pub struct TaskSection {
     pub text_files: Vec<PathBuf>,
 }
 
-/// `method:`.
+/// `method:` — which parameters train (Li et al. 2022, Table 2). Keys that belong to another method are
+/// refused, so that a sweep cannot silently ignore them.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MethodSection {
-    /// `full` (all parameters), `topk` (only the top `top_k` blocks and the final LayerNorm; GPT-2),
-    /// `retrain` (the same architecture from a random initialisation, all parameters) or `lora` (rank-`rank`
-    /// updates of GPT-2's `c_attn`, everything else frozen).
+    /// `full` (all parameters), `topk` (only the top `top_k` blocks and the final LayerNorm / the head),
+    /// `retrain` (the same architecture from a random initialisation, all parameters), `lora` (rank-`rank`
+    /// updates of GPT-2's `c_attn` or the encoders' query and value, everything else frozen), `prefix`
+    /// (prefix-tuning: `prefix_length` positions through an MLP of width `mid_dim`; GPT-2) or `rgp`
+    /// (reparametrized gradient perturbation of rank `rank`; GPT-2).
     #[serde(default = "full")]
     pub name: String,
-    /// Blocks that train with `topk` (the paper: 2).
-    #[serde(default = "two")]
-    pub top_k: usize,
-    /// LoRA rank r (`lora`; the paper: 4).
-    #[serde(default = "four")]
-    pub rank: i64,
+    /// Blocks that train with `topk` (default 2, the paper's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<usize>,
+    /// Rank: LoRA (default 4) or RGP (default 1), the paper's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rank: Option<i64>,
     /// LoRA α; the update is scaled by α/r (default 8).
-    #[serde(default = "eight_f")]
-    pub alpha: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// Prefix length L (default 10, the paper's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix_length: Option<i64>,
+    /// Width of the prefix's MLP reparametrisation (default 512, the paper's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mid_dim: Option<i64>,
 }
 
 impl Default for MethodSection {
     fn default() -> Self {
-        Self { name: full(), top_k: 2, rank: 4, alpha: 8.0 }
+        Self { name: full(), top_k: None, rank: None, alpha: None, prefix_length: None, mid_dim: None }
+    }
+}
+
+impl MethodSection {
+    /// `top_k`, default 2.
+    pub fn top_k(&self) -> usize {
+        self.top_k.unwrap_or(2)
+    }
+
+    /// `rank`, default 4 (LoRA) or 1 (RGP).
+    pub fn rank(&self) -> i64 {
+        self.rank.unwrap_or(if self.name == "rgp" { 1 } else { 4 })
+    }
+
+    /// `alpha`, default 8.
+    pub fn alpha(&self) -> f64 {
+        self.alpha.unwrap_or(8.0)
+    }
+
+    /// `prefix_length`, default 10.
+    pub fn prefix_length(&self) -> i64 {
+        self.prefix_length.unwrap_or(10)
+    }
+
+    /// `mid_dim`, default 512.
+    pub fn mid_dim(&self) -> i64 {
+        self.mid_dim.unwrap_or(512)
+    }
+
+    /// Refuses keys of other methods and out-of-range values, naming the key.
+    fn check(&self) -> Result<(), String> {
+        one_of("method.name", &self.name, &["full", "topk", "retrain", "lora", "prefix", "rgp"])?;
+        let given = [
+            ("top_k", self.top_k.is_some(), &["topk"][..]),
+            ("rank", self.rank.is_some(), &["lora", "rgp"][..]),
+            ("alpha", self.alpha.is_some(), &["lora"][..]),
+            ("prefix_length", self.prefix_length.is_some(), &["prefix"][..]),
+            ("mid_dim", self.mid_dim.is_some(), &["prefix"][..]),
+        ];
+        for (key, present, methods) in given {
+            if present && !methods.contains(&self.name.as_str()) {
+                return Err(format!(
+                    "method.{key} applies to method.name = {} only, not {}; remove it",
+                    methods.join(" or "),
+                    self.name
+                ));
+            }
+        }
+        if self.top_k() == 0 {
+            return Err("method.top_k must be at least 1".into());
+        }
+        if self.rank() < 1 {
+            return Err(format!("method.rank = {} must be at least 1", self.rank()));
+        }
+        if !(self.alpha().is_finite() && self.alpha() > 0.0) {
+            return Err(format!("method.alpha = {} must be > 0", self.alpha()));
+        }
+        if self.prefix_length() < 1 || self.mid_dim() < 1 {
+            return Err("method.prefix_length and method.mid_dim must be at least 1".into());
+        }
+        Ok(())
     }
 }
 
@@ -292,15 +362,6 @@ fn poisson() -> String {
 fn secure() -> String {
     "secure".into()
 }
-fn four() -> i64 {
-    4
-}
-fn eight_f() -> f64 {
-    8.0
-}
-fn two() -> usize {
-    2
-}
 fn five() -> usize {
     5
 }
@@ -391,7 +452,7 @@ impl RunConfig {
         }
         one_of("model.dtype", &self.model.dtype, &["f32", "f64", "bf16"])?;
         one_of("task.name", &self.task.name, &["e2e", "dart", "sst2", "qnli", "mnli", "qqp", "text"])?;
-        one_of("method.name", &self.method.name, &["full", "topk", "retrain", "lora"])?;
+        self.method.check()?;
         one_of("task.head", &self.task.head, &["prompt", "classifier"])?;
         if self.task.max_length < 2 {
             return Err(format!("task.max_length = {} must be at least 2", self.task.max_length));

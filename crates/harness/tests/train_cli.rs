@@ -374,3 +374,69 @@ fn lora_training_updates_only_the_low_rank_factors() {
     let b = &after["transformer.h.1.attn.c_attn.lora_B.weight"];
     assert!(b.abs().max().double_value(&[]) > 0.0, "B moved from its zero initialisation");
 }
+
+#[test]
+fn prefix_tuning_trains_only_the_prefix_and_generates() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("prefix.yaml");
+    let text = config(&model, "{noise_multiplier: 1.0, max_grad_norm: 0.5}")
+        .replace("optimization:", "method: {name: prefix, prefix_length: 3, mid_dim: 16}\noptimization:");
+    std::fs::write(&cfg, text).unwrap();
+    let out = tmp("prefix-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Tiny model (d = 32, 2 blocks): prefix.wte 3·32 + control_trans.0 32·16 + 16 + control_trans.2
+    // 16·(2·2·32) + 128 = 96 + 528 + 2,176.
+    let summary = read_json(&out.join("summary.json"));
+    assert_eq!(summary["trainable_parameters"], 3 * 32 + (32 * 16 + 16) + (16 * 128 + 128));
+    assert_eq!(summary["trainable_parameters"], summary["gradient_parameters"]);
+    assert!(summary["metrics"]["BLEU"].is_number(), "generation ran with the prefix: {summary}");
+    let predictions = std::fs::read_to_string(out.join("predictions.txt")).unwrap();
+    assert!(predictions.lines().count() > 0 && predictions.lines().all(|l| !l.trim().is_empty()));
+    let before = common::read(&model.join("model.safetensors"));
+    let after = common::read(&out.join("checkpoints/step-4/model.safetensors"));
+    assert!(after["transformer.h.1.attn.c_attn.weight"].equal(&before["transformer.h.1.attn.c_attn.weight"]));
+    assert!(after.contains_key("prefix.control_trans.2.weight"));
+}
+
+#[test]
+fn rgp_updates_the_weight_matrices_and_resumes_exactly() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("rgp.yaml");
+    let text = config(&model, "{noise_multiplier: 1.0, max_grad_norm: 0.5, noise_seed: fixed}")
+        .replace("optimization:", "method: {name: rgp}\noptimization:");
+    std::fs::write(&cfg, text).unwrap();
+    let (whole, parts) = (tmp("rgp-whole"), tmp("rgp-parts"));
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Rank 1 (default) on the tiny model's 4 matrices per block (d = 32, inner 128): carriers (96 + 32) +
+    // (32 + 32) + (128 + 32) + (32 + 128) = 512 per block; matrices 32·96 + 32·32 + 32·128 + 128·32 = 12,288.
+    let summary = read_json(&whole.join("summary.json"));
+    assert_eq!(summary["gradient_parameters"], 2 * 512);
+    assert_eq!(summary["trainable_parameters"], 2 * 12_288);
+    let before = common::read(&model.join("model.safetensors"));
+    let a = common::read(&whole.join("checkpoints/step-4/model.safetensors"));
+    assert!(!a["transformer.h.0.mlp.c_fc.weight"].equal(&before["transformer.h.0.mlp.c_fc.weight"]));
+    assert!(a["transformer.h.0.mlp.c_fc.bias"].equal(&before["transformer.h.0.mlp.c_fc.bias"]));
+    assert!(a["transformer.wte.weight"].narrow(0, 0, 50257).equal(&before["transformer.wte.weight"]));
+    // Killed after step 3 and resumed from step 2: the carriers' history (W − W₀) carries over.
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--stop-after-steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let b = common::read(&parts.join("checkpoints/step-4/model.safetensors"));
+    for (name, t) in &a {
+        assert!(t.equal(&b[name]), "{name} differs after resume");
+    }
+}
+
+#[test]
+fn keys_of_another_method_are_refused() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("wrong-key.yaml");
+    let text = config(&model, "none").replace("optimization:", "method: {name: full, rank: 4}\noptimization:");
+    std::fs::write(&cfg, text).unwrap();
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", tmp("wrong-key-run").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("method.rank applies to method.name = lora or rgp only"), "{}", stderr(&o));
+}

@@ -92,10 +92,13 @@ pub fn generate(
         )));
     }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    if (longest + config.max_new_tokens) as i64 > model.config.n_positions {
+    let room = model.config.n_positions - model.prefix_length();
+    if (longest + config.max_new_tokens) as i64 > room {
         return Err(ModelError::Invalid(format!(
-            "the longest prompt ({longest} tokens) plus max_new_tokens ({}) exceeds the model's n_positions = {}",
-            config.max_new_tokens, model.config.n_positions
+            "the longest prompt ({longest} tokens) plus max_new_tokens ({}) exceeds the {room} positions the model has for text (n_positions = {}, prefix {})",
+            config.max_new_tokens,
+            model.config.n_positions,
+            model.prefix_length()
         )));
     }
     let _guard = tch::no_grad_guard();

@@ -15,6 +15,8 @@ use tch::{Kind, Tensor};
 use crate::attention::{attend, attention_mask, merge_heads, split_heads};
 use crate::config::{Activation, Gpt2Config};
 use crate::inputs::Inputs;
+use crate::prefix::Prefix;
+use crate::rgp::Rgp;
 use crate::tokenizer::TextTokenizer;
 use crate::weights::{layer_norm, Init, Weights};
 use crate::ModelError;
@@ -36,6 +38,44 @@ pub struct Gpt2Block {
     pub mlp_c_proj: Linear,
     /// LoRA update of `c_attn` (method `lora`).
     pub c_attn_lora: Option<crate::lora::Lora>,
+    /// RGP gradient carriers of the four weight matrices (method `rgp`).
+    pub rgp: Option<BlockRgp>,
+}
+
+/// RGP gradient carriers of one block's weight matrices.
+#[derive(Debug)]
+pub struct BlockRgp {
+    /// Of `attn.c_attn`.
+    pub c_attn: Rgp,
+    /// Of `attn.c_proj`.
+    pub attn_c_proj: Rgp,
+    /// Of `mlp.c_fc`.
+    pub c_fc: Rgp,
+    /// Of `mlp.c_proj`.
+    pub mlp_c_proj: Rgp,
+}
+
+impl Gpt2Block {
+    /// The four weight matrices with their carriers (when RGP is on), in a fixed order.
+    fn rgp_pairs(&self) -> Vec<(&Linear, &Rgp)> {
+        match &self.rgp {
+            Some(r) => vec![
+                (&self.c_attn, &r.c_attn),
+                (&self.attn_c_proj, &r.attn_c_proj),
+                (&self.c_fc, &r.c_fc),
+                (&self.mlp_c_proj, &r.mlp_c_proj),
+            ],
+            None => Vec::new(),
+        }
+    }
+}
+
+/// `layer`'s output, through its RGP carriers when it has them.
+fn project(layer: &Linear, rgp: Option<&Rgp>, x: &Tensor, tape: &mut Tape) -> Tensor {
+    match rgp {
+        Some(r) => r.forward(layer, x, tape),
+        None => layer.forward(x, tape),
+    }
 }
 
 /// Key/value cache for incremental decoding: per block, keys and values `[B, H, S, h]` of the S positions
@@ -43,12 +83,14 @@ pub struct Gpt2Block {
 #[derive(Debug, Default)]
 pub struct KvCache {
     layers: Vec<(Tensor, Tensor)>,
+    /// Prefix-tuning positions stored in front of the text's (not counted by [`len`](Self::len)).
+    prefix: i64,
 }
 
 impl KvCache {
-    /// Positions cached.
+    /// Text positions cached (a prefix's positions are not counted).
     pub fn len(&self) -> i64 {
-        self.layers.first().map_or(0, |(k, _)| k.size()[2])
+        self.layers.first().map_or(0, |(k, _)| k.size()[2] - self.prefix)
     }
 
     /// Whether nothing is cached.
@@ -81,6 +123,8 @@ pub struct Gpt2LmHeadModel {
     pub ln_f: LayerNorm,
     /// Output projection `[V, d]` (torch layout); shares `wte`'s tensor when tied.
     pub lm_head: Linear,
+    /// Prefix-tuning's prefix (method `prefix`).
+    pub prefix: Option<Prefix>,
     tied: bool,
 }
 
@@ -132,6 +176,7 @@ impl Gpt2LmHeadModel {
                 c_fc: conv1d(&mut w, &format!("h.{i}.mlp.c_fc"), d, config.inner(), std),
                 mlp_c_proj: conv1d(&mut w, &format!("h.{i}.mlp.c_proj"), config.inner(), d, proj_std),
                 c_attn_lora: None,
+                rgp: None,
             })
             .collect();
         let ln_f = layer_norm(&mut w, "ln_f", d, eps);
@@ -162,7 +207,7 @@ impl Gpt2LmHeadModel {
         let lm_head =
             Linear { name: "lm_head".into(), weight: lm_head_weight, bias: None, layout: WeightLayout::OutIn };
         let (ignored, _) = w.finish(gpt2_ignorable)?;
-        Ok((Self { config, activation, wte, wpe, h, ln_f, lm_head, tied }, ignored))
+        Ok((Self { config, activation, wte, wpe, h, ln_f, lm_head, prefix: None, tied }, ignored))
     }
 
     /// Whether `lm_head` shares `wte`.
@@ -247,6 +292,100 @@ impl Gpt2LmHeadModel {
         Ok(())
     }
 
+    /// Prefix-tuning (the paper's "prefix" baseline: `length` 10, `mid_dim` 512) with every other
+    /// parameter frozen; the prefix's reparametrisation is the only trainable part ([`Prefix`]).
+    pub fn add_prefix(&mut self, length: i64, mid_dim: i64) -> Result<(), ModelError> {
+        if self.prefix.is_some() {
+            return Err(ModelError::Invalid("the model already has a prefix".into()));
+        }
+        if length >= self.config.n_positions {
+            return Err(ModelError::Invalid(format!(
+                "prefix length {length} leaves no positions for text (n_positions = {})",
+                self.config.n_positions
+            )));
+        }
+        for (_, t) in self.named_parameters() {
+            let _ = t.shallow_clone().set_requires_grad(false);
+        }
+        let c = &self.config;
+        self.prefix = Some(Prefix::new(length, mid_dim, c.n_layer, c.n_head, c.n_embd, &self.wte.weight)?);
+        Ok(())
+    }
+
+    /// RGP of rank `r` on every block's four weight matrices (the paper's baseline: rank 1); every
+    /// parameter is frozen for autograd, the carriers are the only trainable tensors, and the optimizer
+    /// updates the weight matrices with the reconstructed gradient ([`Rgp`]: call
+    /// [`prepare_step`](Self::prepare_step) before each step and
+    /// [`reconstruct_gradients`](Self::reconstruct_gradients) after release).
+    pub fn add_rgp(&mut self, r: i64) -> Result<(), ModelError> {
+        if self.h.iter().any(|b| b.rgp.is_some() || b.c_attn_lora.is_some()) || self.prefix.is_some() {
+            return Err(ModelError::Invalid("RGP cannot be combined with another method".into()));
+        }
+        for (_, t) in self.named_parameters() {
+            let _ = t.shallow_clone().set_requires_grad(false);
+        }
+        for block in &mut self.h {
+            block.rgp = Some(BlockRgp {
+                c_attn: Rgp::new(&block.c_attn, r)?,
+                attn_c_proj: Rgp::new(&block.attn_c_proj, r)?,
+                c_fc: Rgp::new(&block.c_fc, r)?,
+                mlp_c_proj: Rgp::new(&block.mlp_c_proj, r)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Before a training step: RGP draws new gradient carriers from the weights' historical update;
+    /// nothing to do for the other methods.
+    pub fn prepare_step(&self) {
+        for block in &self.h {
+            for (layer, r) in block.rgp_pairs() {
+                r.refresh(layer);
+            }
+        }
+    }
+
+    /// The tensors the optimizer updates: the trainable ones, or with RGP the weight matrices the
+    /// carriers stand for.
+    pub fn updated_parameters(&self) -> Vec<(String, Tensor)> {
+        if self.h.iter().all(|b| b.rgp.is_none()) {
+            return self.trainable();
+        }
+        self.h
+            .iter()
+            .flat_map(|b| b.rgp_pairs())
+            .map(|(layer, _)| (format!("{}.weight", layer.name), layer.weight.shallow_clone()))
+            .collect()
+    }
+
+    /// Gradients of [`updated_parameters`](Self::updated_parameters) from those of
+    /// [`trainable`](Self::trainable) (same names and order as each): the identity, or with RGP the
+    /// reconstruction ∂W = ∂L R + L ∂R − L Lᵀ ∂L R of each weight matrix.
+    pub fn reconstruct_gradients(&self, grads: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, ModelError> {
+        if self.h.iter().all(|b| b.rgp.is_none()) {
+            return Ok(grads);
+        }
+        let find =
+            |layer: &Linear| -> Result<&Tensor, ModelError> {
+                grads.iter().find(|(n, _)| *n == format!("{}.weight", layer.name)).map(|(_, g)| g).ok_or_else(|| {
+                    ModelError::Invalid(format!("no gradient for the RGP carrier `{}.weight`", layer.name))
+                })
+            };
+        self.h
+            .iter()
+            .flat_map(|b| b.rgp_pairs())
+            .map(|(layer, r)| {
+                let g = r.reconstruct(find(&r.left)?, find(&r.right)?);
+                Ok((format!("{}.weight", layer.name), g))
+            })
+            .collect()
+    }
+
+    /// Positions taken by a prefix (0 without one).
+    pub fn prefix_length(&self) -> i64 {
+        self.prefix.as_ref().map_or(0, |p| p.length)
+    }
+
     /// Every layer, for the engine's ownership check.
     pub fn layers(&self) -> Vec<&dyn DpLayer> {
         let mut out: Vec<&dyn DpLayer> = vec![&self.wte, &self.wpe];
@@ -255,9 +394,15 @@ impl Gpt2LmHeadModel {
             if let Some(l) = &b.c_attn_lora {
                 out.extend([&l.lora_a as &dyn DpLayer, &l.lora_b]);
             }
+            for (_, r) in b.rgp_pairs() {
+                out.extend(r.layers());
+            }
         }
         out.push(&self.ln_f);
         out.push(&self.lm_head);
+        if let Some(p) = &self.prefix {
+            out.extend(p.layers());
+        }
         out
     }
 
@@ -286,12 +431,15 @@ impl Gpt2LmHeadModel {
         tape: &mut Tape,
     ) -> Result<Tensor, ModelError> {
         let past = cache.as_ref().map_or(0, |c| c.len());
-        let (b, t) = inputs.check(self.config.vocab_size, past, self.config.n_positions, None)?;
-        if past + t > self.config.n_positions {
+        let prefix_len = self.prefix_length();
+        let room = self.config.n_positions - prefix_len;
+        let (b, t) = inputs.check(self.config.vocab_size, past, room, None)?;
+        if past + t > room {
             return Err(ModelError::Invalid(format!(
-                "sequence of {} tokens is longer than the model's n_positions = {}",
+                "sequence of {} tokens is longer than the model's n_positions = {}{}",
                 past + t,
-                self.config.n_positions
+                self.config.n_positions,
+                if prefix_len > 0 { format!(" less the prefix's {prefix_len}") } else { String::new() }
             )));
         }
         let (input_ids, attention_mask) = (inputs.input_ids, inputs.attention_mask);
@@ -301,15 +449,33 @@ impl Gpt2LmHeadModel {
             // [B, T]: per example, so that the engine sees one position-embedding gradient per example.
             None => Tensor::arange_start(past, past + t, (Kind::Int64, device)).unsqueeze(0).expand([b, t], true),
         };
+        // The text's positions come after the prefix's (see `prefix`).
+        let positions = if prefix_len > 0 { positions + prefix_len } else { positions };
+        // A prefix enters at the first call; later calls find it in the cache.
+        let fresh = cache.as_ref().is_none_or(|c| c.is_empty());
+        let prefix_kv = match &self.prefix {
+            Some(p) if fresh => p.key_values(b, tape),
+            _ => Vec::new(),
+        };
         let mut x = self.wte.forward(input_ids, tape) + self.wpe.forward(&positions, tape); // [B, T, d]
         x = x.dropout(self.config.embd_pdrop, train);
-        let mask = attention_mask_for(attention_mask, t, past + t, past, device);
+        let mut mask = attention_mask_for(attention_mask, t, past + t, past, device);
+        if prefix_len > 0 {
+            // Every query sees every prefix position, in front of the text's keys.
+            let text = mask.unwrap_or_else(|| {
+                crate::attention::attention_mask(None, t, past + t, Some(past), device).expect("causal")
+            });
+            let rows = text.size()[0];
+            let all = Tensor::ones([rows, 1, t, prefix_len], (Kind::Bool, device));
+            mask = Some(Tensor::cat(&[&all, &text], 3));
+        }
         let heads = self.config.n_head;
         let head_dim = self.config.n_embd / heads;
         let scale = if self.config.scale_attn_weights { 1.0 / (head_dim as f64).sqrt() } else { 1.0 };
         for (i, block) in self.h.iter().enumerate() {
             let hidden = block.ln_1.forward(&x, tape);
-            let mut qkv = block.c_attn.forward(&hidden, tape); // [B, T, 3d]
+            let rgp = block.rgp.as_ref();
+            let mut qkv = project(&block.c_attn, rgp.map(|r| &r.c_attn), &hidden, tape); // [B, T, 3d]
             if let Some(lora) = &block.c_attn_lora {
                 // Not `+=`: qkv is c_attn's recorded output, which the engine differentiates at.
                 qkv = &qkv + lora.forward(&hidden, tape);
@@ -317,7 +483,14 @@ impl Gpt2LmHeadModel {
             let qkv = qkv.split(self.config.n_embd, -1); // 3 × [B, T, d]
             let (q, mut k, mut v) =
                 (split_heads(&qkv[0], heads), split_heads(&qkv[1], heads), split_heads(&qkv[2], heads));
+            if let Some((pk, pv)) = prefix_kv.get(i) {
+                k = Tensor::cat(&[pk, &k], 2);
+                v = Tensor::cat(&[pv, &v], 2);
+            }
             if let Some(c) = cache.as_deref_mut() {
+                if fresh {
+                    c.prefix = prefix_len;
+                }
                 if let Some((pk, pv)) = c.layers.get(i) {
                     k = Tensor::cat(&[pk, &k], 2);
                     v = Tensor::cat(&[pv, &v], 2);
@@ -330,12 +503,14 @@ impl Gpt2LmHeadModel {
             }
             let p_attn = if train { self.config.attn_pdrop } else { 0.0 };
             let ctx = attend(&q, &k, &v, mask.as_ref(), true, scale, p_attn); // [B, H, T, h]
-            let attn = block.attn_c_proj.forward(&merge_heads(&ctx), tape).dropout(self.config.resid_pdrop, train);
+            let attn = project(&block.attn_c_proj, rgp.map(|r| &r.attn_c_proj), &merge_heads(&ctx), tape)
+                .dropout(self.config.resid_pdrop, train);
             // Not `+=`: x is saved by ln_1 for the backward pass; an in-place add would corrupt it.
             x = &x + attn;
             let hidden = block.ln_2.forward(&x, tape);
-            let inner = self.activation.apply(&block.c_fc.forward(&hidden, tape));
-            x = &x + block.mlp_c_proj.forward(&inner, tape).dropout(self.config.resid_pdrop, train);
+            let inner = self.activation.apply(&project(&block.c_fc, rgp.map(|r| &r.c_fc), &hidden, tape));
+            let mlp = project(&block.mlp_c_proj, rgp.map(|r| &r.mlp_c_proj), &inner, tape);
+            x = &x + mlp.dropout(self.config.resid_pdrop, train);
         }
         let x = self.ln_f.forward(&x, tape);
         Ok(self.lm_head.forward(&x, tape))

@@ -7,6 +7,8 @@
 //! - [`generation`]: greedy and beam search with a key/value cache; [`tokenizer`]: tokenizers.
 //! - [`clip_check`]: the engine against a per-example loop on a causal LM.
 //! - [`data`]: the data directory and its catalogue.
+//! - Fine-tuning methods beyond full: [`lora`], [`prefix`] (prefix-tuning), [`rgp`] (reparametrized
+//!   gradient perturbation); top-k blocks and retraining are methods of the models themselves.
 
 pub mod attention;
 pub mod bert;
@@ -19,6 +21,8 @@ pub mod gpt2;
 pub mod inputs;
 pub mod loader;
 pub mod lora;
+pub mod prefix;
+pub mod rgp;
 pub mod tokenizer;
 pub mod weights;
 
@@ -26,7 +30,7 @@ pub use bert::{EncoderHead, EncoderModel, HeadKind};
 pub use config::{BertConfig, Gpt2Config, ModelConfig};
 pub use data::{DataDir, DataDirSource, DataError, Dataset, DATA_DIR_ENV};
 pub use error::ModelError;
-pub use gpt2::{causal_lm_losses, Gpt2LmHeadModel, KvCache};
+pub use gpt2::{causal_lm_losses, BlockRgp, Gpt2LmHeadModel, KvCache};
 pub use inputs::Inputs;
 pub use loader::{from_config, load_encoder, load_gpt2, AnyModel, LoadOptions};
 pub use tokenizer::TextTokenizer;

@@ -112,16 +112,17 @@ fn load_causal_model(
     if m.add_pad_token {
         model.add_pad_token(&mut tokenizer).map_err(input_error)?;
     }
-    match config.method.name.as_str() {
-        "topk" => {
-            model.train_only_top_blocks(config.method.top_k).map_err(|e| BadInput(format!("method.top_k: {e}")))?
-        }
-        "lora" => {
-            tch::manual_seed(config.optimization.seed as i64);
-            model.add_lora(config.method.rank, config.method.alpha).map_err(|e| BadInput(format!("method: {e}")))?
-        }
-        _ => {}
-    }
+    let method = &config.method;
+    // New parameters (LoRA factors, the prefix, RGP's power-iteration start) are drawn from the run's seed.
+    tch::manual_seed(config.optimization.seed as i64);
+    let applied = match method.name.as_str() {
+        "topk" => model.train_only_top_blocks(method.top_k()),
+        "lora" => model.add_lora(method.rank(), method.alpha()),
+        "prefix" => model.add_prefix(method.prefix_length(), method.mid_dim()),
+        "rgp" => model.add_rgp(method.rank()),
+        _ => Ok(()),
+    };
+    applied.map_err(|e| BadInput(format!("method ({}): {e}", method.name)))?;
     Ok((model, tokenizer))
 }
 

@@ -224,8 +224,16 @@ pub fn train(
     }
     let trainable = objective.trainable();
     dp_core::engine::check_ownership(&objective.layers(), &trainable)?;
-    let trainable_count: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
-    log::info!("{} training examples; {} trainable parameters in {} tensors", n, trainable_count, trainable.len());
+    let updated = objective.updated();
+    let trainable_count: i64 = updated.iter().map(|(_, t)| t.numel() as i64).sum();
+    let gradient_count: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+    log::info!("{} training examples; {} trainable parameters in {} tensors", n, trainable_count, updated.len());
+    if gradient_count != trainable_count {
+        log::info!(
+            "gradients are taken (clipped and noised) in a space of {gradient_count} parameters (method {})",
+            config.method.name
+        );
+    }
 
     let restored = if resume && checkpoint::exists(out) { Some(checkpoint::load(out)?) } else { None };
     let secure = matches!(&config.privacy, Privacy::Dp(p) if p.noise_seed != "fixed");
@@ -270,7 +278,7 @@ pub fn train(
             )));
         }
         checkpoint::restore_parameters(&objective.parameters(), &r.parameters)?;
-        optimizer.load_state(&trainable, r.state.optimizer_step, &r.optimizer)?;
+        optimizer.load_state(&updated, r.state.optimizer_step, &r.optimizer)?;
         sampler.set_stream_position(r.state.sampler_position.parse().context("checkpoint sampler position")?);
         if !r.state.history.is_empty() {
             history = History::from_json(&r.state.history)?;
@@ -288,7 +296,7 @@ pub fn train(
     }
     let mut metrics = Metrics::open(out, start_step)?;
     let save = |step: u64, optimizer: &DpOptimizer, sampler: &BatchSampler, history: &History| -> Result<()> {
-        let (opt_step, opt_state) = optimizer.state(&trainable);
+        let (opt_step, opt_state) = optimizer.state(&updated);
         let state = checkpoint::TrainState {
             step,
             optimizer_step: opt_step,
@@ -314,6 +322,7 @@ pub fn train(
         // Dropout masks depend on (seed, step) only: a resumed run repeats them.
         tch::manual_seed((o.seed.wrapping_mul(1_000_003).wrapping_add(step)) as i64);
         let batch = sampler.next_batch();
+        objective.prepare_step();
         let mut loss_sum = 0.0;
         let grads = match &dp {
             Some(dp) => {
@@ -363,7 +372,7 @@ pub fn train(
             }
         };
         let Some((grads, diag)) = grads else { break };
-        optimizer.step(&trainable, &grads)?;
+        optimizer.step(&updated, &objective.reconstruct(grads)?)?;
         examples_seen += batch.len() as u64;
         let loss = if batch.is_empty() { f64::NAN } else { loss_sum / batch.len() as f64 };
         let eps_rdp =
@@ -460,6 +469,7 @@ pub fn train(
         "epsilon": epsilon,
         "budget_accountant": dp.as_ref().map(|d| d.accountant.name()),
         "trainable_parameters": trainable_count,
+        "gradient_parameters": gradient_count,
         "metrics": eval,
         "wall_time_s": started.elapsed().as_secs_f64(),
         "peak_memory_bytes": peak_rss_bytes(),

@@ -25,6 +25,18 @@ pub trait Objective {
     fn layers(&self) -> Vec<&dyn DpLayer>;
     /// Mean per-example loss over the evaluation examples, in batches of `batch`.
     fn eval_loss(&self, batch: usize) -> Result<Option<f64>>;
+    /// Before each training step (RGP draws new gradient carriers); nothing by default.
+    fn prepare_step(&self) {}
+    /// The tensors the optimizer updates: [`trainable`](Self::trainable) unless a method reparametrises
+    /// the gradient (RGP: the weight matrices behind the carriers).
+    fn updated(&self) -> Vec<(String, Tensor)> {
+        self.trainable()
+    }
+    /// Gradients of [`updated`](Self::updated) from the (released) gradients of
+    /// [`trainable`](Self::trainable): the identity unless a method reparametrises (RGP's reconstruction).
+    fn reconstruct(&self, grads: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+        Ok(grads)
+    }
 }
 
 /// A causal LM on featurised examples (labels −100 where no loss is taken).
@@ -77,6 +89,18 @@ impl Objective for CausalLm {
 
     fn layers(&self) -> Vec<&dyn DpLayer> {
         self.model.layers()
+    }
+
+    fn prepare_step(&self) {
+        self.model.prepare_step();
+    }
+
+    fn updated(&self) -> Vec<(String, Tensor)> {
+        self.model.updated_parameters()
+    }
+
+    fn reconstruct(&self, grads: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>> {
+        Ok(self.model.reconstruct_gradients(grads)?)
     }
 
     fn eval_loss(&self, batch: usize) -> Result<Option<f64>> {
