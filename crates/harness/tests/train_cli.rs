@@ -414,6 +414,8 @@ fn rgp_updates_the_weight_matrices_and_resumes_exactly() {
     let summary = read_json(&whole.join("summary.json"));
     assert_eq!(summary["gradient_parameters"], 2 * 512);
     assert_eq!(summary["trainable_parameters"], 2 * 12_288);
+    let log = stderr(&o);
+    assert!(log.contains("24576 trainable parameters") && log.contains("a space of 1024 parameters"), "{log}");
     let before = common::read(&model.join("model.safetensors"));
     let a = common::read(&whole.join("checkpoints/step-4/model.safetensors"));
     assert!(!a["transformer.h.0.mlp.c_fc.weight"].equal(&before["transformer.h.0.mlp.c_fc.weight"]));
@@ -439,4 +441,57 @@ fn keys_of_another_method_are_refused() {
     let o = dpft(&["train", cfg.to_str().unwrap(), "--out", tmp("wrong-key-run").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("method.rank applies to method.name = lora or rgp only"), "{}", stderr(&o));
+}
+
+#[test]
+fn encoder_methods_train_on_classification() {
+    let Some(gpt2) = setup() else { return };
+    models::DataDir::for_tests("sst2").expect("sst2 data");
+    let root = gpt2.parent().unwrap();
+    // Tiny encoders (d = 32, 2 layers, FFN 64). LoRA r = 2 on query and value: 2 layers × 2 × (2·32 + 32·2)
+    // = 512 (prompt-based: nothing else trains); top-1 with the RoBERTa classification head: one layer
+    // 4·(32·32 + 32) + 2·32 + (32·64 + 64) + (64·32 + 32) + 2·32 = 8,544, head (32·32 + 32) + (32·3 + 3) = 1,155.
+    let cases = [
+        ("roberta-mlm", "prompt", "{name: lora, rank: 2}", Some(512)),
+        ("roberta-cls", "classifier", "{name: topk, top_k: 1}", Some(8_544 + 1_155)),
+        ("bert-cls", "classifier", "{name: retrain}", None),
+        ("roberta-mlm", "prompt", "{name: prefix}", None),
+    ];
+    for (model, head, method, count) in cases {
+        let cfg = tmp(&format!("sst2-{model}-{head}-method.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "model: {{path: {}}}
+task: {{name: sst2, head: {head}, max_length: 60, max_train_examples: 16, max_eval_examples: 8}}
+method: {method}
+optimization: {{learning_rate: 1e-3, batch_size: 8, physical_batch_size: 8, steps: 2}}
+privacy: {{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.1}}
+",
+                root.join(model).display()
+            ),
+        )
+        .unwrap();
+        let out = tmp(&format!("sst2-{model}-{head}-method-run"));
+        let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        if method.contains("prefix") {
+            assert_eq!(o.status.code(), Some(2), "prefix on an encoder is refused");
+            assert!(stderr(&o).contains("GPT-2"), "{}", stderr(&o));
+            assert!(!out.join("config.yaml").exists(), "nothing written");
+            continue;
+        }
+        assert!(o.status.success(), "{model} {method}: {}", stderr(&o));
+        let summary = read_json(&out.join("summary.json"));
+        assert!(summary["metrics"]["accuracy"].is_number(), "{summary}");
+        if let Some(c) = count {
+            assert_eq!(summary["trainable_parameters"], c, "{model} {method}");
+        }
+        if method.contains("retrain") {
+            let before = common::read(&root.join(model).join("model.safetensors"));
+            let after = common::read(&out.join("checkpoints/step-2/model.safetensors"));
+            let key = "bert.embeddings.position_embeddings.weight";
+            let diff = (&after[key] - &before[key]).norm().double_value(&[]);
+            assert!(diff > 0.5 * before[key].norm().double_value(&[]), "a fresh draw: {diff}");
+        }
+    }
 }

@@ -10,6 +10,12 @@
 //! Heads: RoBERTa `lm_head.{dense,layer_norm,bias}`, BERT `cls.predictions.{transform.dense,
 //! transform.LayerNorm,bias}`, each with a decoder tied to the word embeddings (exact under the engine, as
 //! GPT-2's tie); RoBERTa `classifier.{dense,out_proj}` on `<s>`, BERT `pooler.dense` (tanh) + `classifier`.
+//!
+//! Fine-tuning methods besides full (Li et al. 2022, Sec. 5 and Table 2, compare full fine-tuning with
+//! low-dimensional updates): [`EncoderModel::add_lora`] (LoRA on `query` and `value`) and
+//! [`EncoderModel::train_only_top_layers`] (top-k).
+
+use std::collections::HashSet;
 
 use dp_core::engine::{DpLayer, Embedding, LayerNorm, Linear, Tape, WeightLayout};
 use tch::{Kind, Tensor};
@@ -17,6 +23,7 @@ use tch::{Kind, Tensor};
 use crate::attention::{attend, attention_mask as build_mask, merge_heads, split_heads};
 use crate::config::{Activation, BertConfig};
 use crate::inputs::Inputs;
+use crate::lora::Lora;
 use crate::weights::{layer_norm, Init, Weights};
 use crate::ModelError;
 
@@ -48,6 +55,33 @@ pub struct BertLayer {
     pub output_dense: Linear,
     /// LayerNorm after the feed-forward.
     pub output_layer_norm: LayerNorm,
+    /// LoRA update of `query` (method `lora`; `None` otherwise).
+    pub query_lora: Option<Lora>,
+    /// LoRA update of `value` (method `lora`; `None` otherwise).
+    pub value_lora: Option<Lora>,
+}
+
+impl BertLayer {
+    /// The layer's DP-aware layers, its LoRA factors (when present) after the projection they update.
+    pub fn dp_layers(&self) -> Vec<&dyn DpLayer> {
+        let mut out: Vec<&dyn DpLayer> = vec![&self.query];
+        if let Some(l) = &self.query_lora {
+            out.extend([&l.lora_a as &dyn DpLayer, &l.lora_b]);
+        }
+        out.push(&self.key);
+        out.push(&self.value);
+        if let Some(l) = &self.value_lora {
+            out.extend([&l.lora_a as &dyn DpLayer, &l.lora_b]);
+        }
+        out.extend([
+            &self.attention_output_dense as &dyn DpLayer,
+            &self.attention_output_layer_norm,
+            &self.intermediate_dense,
+            &self.output_dense,
+            &self.output_layer_norm,
+        ]);
+        out
+    }
 }
 
 /// The head on the encoder.
@@ -156,6 +190,8 @@ impl EncoderModel {
                     intermediate_dense: linear(&mut w, &format!("{p}.intermediate.dense"), d, inner, std),
                     output_dense: linear(&mut w, &format!("{p}.output.dense"), inner, d, std),
                     output_layer_norm: layer_norm(&mut w, &format!("{p}.output.LayerNorm"), d, eps),
+                    query_lora: None,
+                    value_lora: None,
                 }
             })
             .collect();
@@ -250,16 +286,7 @@ impl EncoderModel {
             &self.embeddings_layer_norm,
         ];
         for l in &self.layers {
-            out.extend([
-                &l.query as &dyn DpLayer,
-                &l.key,
-                &l.value,
-                &l.attention_output_dense,
-                &l.attention_output_layer_norm,
-                &l.intermediate_dense,
-                &l.output_dense,
-                &l.output_layer_norm,
-            ]);
+            out.extend(l.dp_layers());
         }
         match &self.head {
             EncoderHead::MaskedLm { dense, layer_norm, decoder } => {
@@ -279,6 +306,85 @@ impl EncoderModel {
     /// Parameters that require gradients.
     pub fn trainable(&self) -> Vec<(String, Tensor)> {
         self.named_parameters().into_iter().filter(|(_, t)| t.requires_grad()).collect()
+    }
+
+    /// LoRA (Hu et al. 2022) of rank `r` and scale `alpha` on every layer's attention `query` and `value`
+    /// projections — where Hu et al. put it for RoBERTa; the paper's LoRA baseline uses rank 4 (Li et al.
+    /// 2022, Sec. 5 and Table 2). Each projection becomes W x + b + (α/r)·B(A x) with A `[r, d]`, B
+    /// `[d, r]` = 0 (`<projection>.lora_A` / `.lora_B`, two DP-aware linear layers, initialised from
+    /// libtorch's generator: seed it first).
+    ///
+    /// Every existing parameter is frozen, except a sequence-classification head's: a fresh head must
+    /// train (as in Hu et al.'s RoBERTa GLUE runs), so trainable = LoRA factors + head. Under the masked-LM
+    /// head (prompt-based classification) only the LoRA factors train. Call it once, before taking
+    /// [`trainable`](Self::trainable) and building optimizers.
+    pub fn add_lora(&mut self, r: i64, alpha: f64) -> Result<(), ModelError> {
+        if self.layers.iter().any(|l| l.query_lora.is_some() || l.value_lora.is_some()) {
+            return Err(ModelError::Invalid("LoRA was already added to this encoder; add it once".into()));
+        }
+        let d = self.config.hidden_size;
+        // Built first, so that an invalid rank or alpha leaves the model untouched.
+        let loras = self
+            .layers
+            .iter()
+            .map(|l| {
+                let q = Lora::new(&l.query.name, d, d, r, alpha, &l.query.weight)?;
+                let v = Lora::new(&l.value.name, d, d, r, alpha, &l.value.weight)?;
+                Ok((q, v))
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        let keep = match self.head {
+            EncoderHead::MaskedLm { .. } => HashSet::new(),
+            _ => ptrs(self.head_parameters()),
+        };
+        self.train_only(&keep);
+        for (l, (q, v)) in self.layers.iter_mut().zip(loras) {
+            l.query_lora = Some(q);
+            l.value_lora = Some(v);
+        }
+        Ok(())
+    }
+
+    /// Freezes every parameter except those of the top `k` encoder layers and of the head (the paper's
+    /// "top2" baseline, Li et al. 2022, Table 2, on the encoder). Under the masked-LM head its dense,
+    /// LayerNorm and decoder bias train, but the decoder weight is the word-embedding tensor and stays
+    /// frozen with the embeddings; a classification head trains whole. `k` must lie in 1..=layers.
+    pub fn train_only_top_layers(&mut self, k: usize) -> Result<(), ModelError> {
+        let n = self.layers.len();
+        if k == 0 || k > n {
+            return Err(ModelError::Invalid(format!("top_k = {k} must lie in 1..={n} (the encoder's layers)")));
+        }
+        let mut keep = ptrs(self.layers[n - k..].iter().flat_map(|l| l.dp_layers()).flat_map(|l| l.parameters()));
+        keep.extend(ptrs(self.head_parameters()));
+        self.train_only(&keep);
+        Ok(())
+    }
+
+    /// The head's own parameters: a classification head's all; the masked-LM head's dense, LayerNorm and
+    /// decoder bias, not the decoder weight (the word embedding).
+    fn head_parameters(&self) -> Vec<(String, Tensor)> {
+        match &self.head {
+            EncoderHead::MaskedLm { dense, layer_norm, decoder } => {
+                let mut out = dense.parameters();
+                out.extend(layer_norm.parameters());
+                out.extend(decoder.bias.iter().map(|b| (format!("{}.bias", decoder.name), b.shallow_clone())));
+                out
+            }
+            EncoderHead::RobertaClassification { dense, out_proj } => {
+                [dense, out_proj].iter().flat_map(|l| l.parameters()).collect()
+            }
+            EncoderHead::BertClassification { pooler, classifier } => {
+                [pooler, classifier].iter().flat_map(|l| l.parameters()).collect()
+            }
+        }
+    }
+
+    /// Sets `requires_grad` on every parameter: true iff its storage (`data_ptr`) is in `keep`. Per
+    /// tensor, so the tied decoder weight follows the word embedding.
+    fn train_only(&self, keep: &HashSet<usize>) {
+        for (_, t) in self.named_parameters() {
+            let _ = t.shallow_clone().set_requires_grad(keep.contains(&(t.data_ptr() as usize)));
+        }
     }
 
     /// Position ids `[B, T]`: 0, 1, … (BERT), or RoBERTa's pad + cumsum(non-pad) over non-pad tokens and
@@ -329,9 +435,17 @@ impl EncoderModel {
         let scale = 1.0 / ((self.config.hidden_size / heads) as f64).sqrt();
         let p_attn = if train { self.config.attention_probs_dropout_prob } else { 0.0 };
         for l in &self.layers {
-            let q = split_heads(&l.query.forward(&x, tape), heads);
+            let mut q = l.query.forward(&x, tape); // [B, T, d]
+            if let Some(lora) = &l.query_lora {
+                // Not `+=`: q is query's recorded output, which the engine differentiates at.
+                q = &q + lora.forward(&x, tape);
+            }
             let k = split_heads(&l.key.forward(&x, tape), heads);
-            let v = split_heads(&l.value.forward(&x, tape), heads);
+            let mut v = l.value.forward(&x, tape); // [B, T, d]
+            if let Some(lora) = &l.value_lora {
+                v = &v + lora.forward(&x, tape);
+            }
+            let (q, v) = (split_heads(&q, heads), split_heads(&v, heads));
             let ctx = attend(&q, &k, &v, mask.as_ref(), false, scale, p_attn);
             let attn = l.attention_output_dense.forward(&merge_heads(&ctx), tape).dropout(p_hidden, train);
             x = l.attention_output_layer_norm.forward(&(attn + &x), tape);
@@ -392,6 +506,11 @@ impl EncoderModel {
         };
         Ok(out.squeeze_dim(1))
     }
+}
+
+/// The storages of `params`, to compare tensors by identity (a tied weight is one storage).
+fn ptrs(params: impl IntoIterator<Item = (String, Tensor)>) -> HashSet<usize> {
+    params.into_iter().map(|(_, t)| t.data_ptr() as usize).collect()
 }
 
 fn head_kind_of(head: &EncoderHead) -> HeadKind {

@@ -289,6 +289,37 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A RoBERTa/BERT folder with `head`, its method applied: `retrain` draws fresh weights for the folder's
+/// config (its tokenizer kept); `lora` (query and value) and `topk` freeze the rest.
+fn load_encoder_for(
+    config: &RunConfig,
+    dir: &Path,
+    head: models::HeadKind,
+    opts: &LoadOptions,
+) -> Result<(models::EncoderModel, TextTokenizer)> {
+    let method = &config.method;
+    let seed = config.optimization.seed as i64;
+    let (mut model, tokenizer) = if method.name == "retrain" {
+        let any = models::from_config(&dir.join("config.json"), head, opts, seed).map_err(input_error)?;
+        let models::AnyModel::Encoder(model) = any else {
+            return Err(BadInput(format!("{}: classification needs a RoBERTa or BERT model", dir.display())).into());
+        };
+        let tokenizer = TextTokenizer::from_dir(dir, &model.config.model_type).map_err(input_error)?;
+        tokenizer.check_fits(model.config.vocab_size).map_err(input_error)?;
+        (*model, tokenizer)
+    } else {
+        models::load_encoder(dir, head, opts).map_err(input_error)?
+    };
+    tch::manual_seed(seed);
+    let applied = match method.name.as_str() {
+        "topk" => model.train_only_top_layers(method.top_k()),
+        "lora" => model.add_lora(method.rank(), method.alpha()),
+        _ => Ok(()),
+    };
+    applied.map_err(|e| BadInput(format!("method ({}): {e}", method.name)))?;
+    Ok((model, tokenizer))
+}
+
 /// SST-2, QNLI, MNLI, QQP with a RoBERTa/BERT folder: prompt-based (MLM at `<mask>`) or with a
 /// classification head; evaluated by accuracy (and F1 for QQP).
 fn run_classification(
@@ -305,9 +336,9 @@ fn run_classification(
         Some(p) => resolve(p, data),
         None => return Err(BadInput("classification tasks need model.path (a RoBERTa or BERT folder)".into()).into()),
     };
-    if config.method.name != "full" {
+    if matches!(config.method.name.as_str(), "prefix" | "rgp") {
         return Err(BadInput(format!(
-            "method.name = {}: only full fine-tuning is available for classification tasks in this version",
+            "method.name = {}: available for GPT-2 (E2E, DART, text) only; encoders take full, lora, topk or retrain",
             config.method.name
         ))
         .into());
@@ -327,7 +358,7 @@ fn run_classification(
     let max_length = config.task.max_length;
     let batch = config.optimization.physical_batch_size;
     let finished = if config.task.head == "prompt" {
-        let (model, tokenizer) = models::load_encoder(&dir, models::HeadKind::MaskedLm, opts).map_err(input_error)?;
+        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::MaskedLm, opts)?;
         let featuriser = PromptFeaturiser::new(&tokenizer, task).map_err(bad)?;
         let train = featuriser.featurise_all(&train, max_length).map_err(bad)?;
         let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
@@ -348,8 +379,7 @@ fn run_classification(
         };
         crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
     } else {
-        let (model, tokenizer) =
-            models::load_encoder(&dir, models::HeadKind::SequenceClassification, opts).map_err(input_error)?;
+        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::SequenceClassification, opts)?;
         let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
         prepare_out(out, args.resume, config)?;
