@@ -3,6 +3,7 @@
 //! Exit status: 0 on success, 2 for bad usage or input (unknown flags, malformed or missing files,
 //! out-of-range values, a device that is not there), 1 for a failure at run time.
 
+mod allocator;
 mod cli;
 mod commands;
 mod exit;
@@ -19,6 +20,16 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
+    if matches!(
+        cli.command,
+        cli::Command::Train(_)
+            | cli::Command::Generate(_)
+            | cli::Command::Score(_)
+            | cli::Command::ClipCheck(_)
+            | cli::Command::Bench(_)
+    ) {
+        allocator::tune();
+    }
     logging::init(cli.global.verbosity());
     match commands::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
