@@ -17,6 +17,8 @@ fn dpft(args: &[&str]) -> Output {
         .args(args)
         .env_remove("DPFT_DEVICE")
         .env_remove("RUST_LOG")
+        // Tests run two at a time on CI's 2 cores: one libtorch thread per run avoids oversubscription.
+        .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("run dpft")
 }
