@@ -2,21 +2,21 @@
 //! via Low-rank Reparametrization", ICML 2021), the paper's Table 2 baseline at rank 1 (Li et al. 2022).
 //!
 //! RGP trains every weight matrix W `[p, d]` (torch orientation, y = x Wᵀ) of the blocks but privatises
-//! only a low-rank gradient. One step, as implemented here (Yu et al., Algorithm 1; equation numbers
-//! theirs):
-//! 1. Gradient carriers (Sec. 4.1 and Algorithm 2, one power iteration). Historical update
+//! only a low-rank gradient. One step, as implemented here (the steps of Yu et al.'s algorithm; their
+//! equation numbers are not quoted because we could not check them against the paper here):
+//! 1. Gradient carriers (one power iteration, as the paper's default). Historical update
 //!    Δ = W_t − W_0 (W_0: the weights when training started); at the first step Δ = 0 and W_t itself is
 //!    used instead (our choice; any data-independent matrix keeps the guarantee). From a fixed random
 //!    R₀ `[r, d]`: L = orth(Δ R₀ᵀ) `[p, r]` (orthonormal columns), R = orth(Lᵀ Δ) `[r, d]` (orthonormal
 //!    rows). Δ depends only on released updates, so the carriers are post-processing.
-//! 2. Reparametrisation (Eq. 2): W = L R + W̃ with W̃ = W − L R held fixed, so that the forward pass is
+//! 2. Reparametrisation: W = L R + W̃ with W̃ = W − L R held fixed, so that the forward pass is
 //!    unchanged and ∂L = ∂W Rᵀ, ∂R = Lᵀ ∂W. Per example i, with A_i the layer's inputs and G_i its output
 //!    gradients: ∂L_i = G_iᵀ (A_i Rᵀ) and ∂R_i = (G_i L)ᵀ A_i — the gradients of two bias-free linear
 //!    layers in sequence, x → x Rᵀ → (x Rᵀ) Lᵀ. Both are DP-aware [`Linear`] layers here, so their
 //!    per-example norms are exact and no p×d per-example gradient is formed.
-//! 3. Clip and perturb (Eq. 5): the per-example (∂L_i, ∂R_i) of all layers are clipped jointly to C
+//! 3. Clip and perturb: the per-example (∂L_i, ∂R_i) of all layers are clipped jointly to C
 //!    (flat clipping), summed, and N(0, σ²C²) is added — the engine's ordinary DP step on the carriers.
-//! 4. Reconstruction (Eq. 6): ∂W = ∂L R + L ∂R − L Lᵀ ∂L R, which the optimizer applies to W.
+//! 4. Reconstruction: ∂W = ∂L R + L ∂R − L Lᵀ ∂L R, which the optimizer applies to W.
 //!
 //! Without noise, step 4 gives the projection ∂W − (I − L Lᵀ) ∂W (I − RᵀR) of the ordinary gradient; at
 //! full rank (r = min(p, d)) one of the projectors is the identity and it is the ordinary gradient.

@@ -7,56 +7,17 @@
 mod common;
 
 use dp_core::engine::{ClipMode, ClipStyle, Clipper, NormMethod, Tape};
-use models::{load_encoder, EncoderModel, HeadKind, Inputs, LoadOptions, TextTokenizer};
+use models::{load_encoder, HeadKind, Inputs, LoadOptions};
 use tch::{Device, Kind, Tensor};
-
-const TEXTS: [&str; 4] = [
-    "a gripping, beautifully acted film",
-    "dull and far too long",
-    "The plot never quite comes together, but the cast is wonderful to watch.",
-    "bad",
-];
 
 fn opts() -> LoadOptions {
     LoadOptions { device: Device::Cpu, kind: Kind::Double }
 }
 
-/// Padded ids and mask `[B, T]` of `rows`.
-fn pad(rows: &[Vec<i64>], pad_id: i64) -> (Tensor, Tensor) {
-    let t = rows.iter().map(Vec::len).max().unwrap();
-    let mut ids = Vec::new();
-    let mut mask = Vec::new();
-    for r in rows {
-        ids.extend(r.iter().copied().chain(std::iter::repeat_n(pad_id, t - r.len())));
-        mask.extend(std::iter::repeat_n(1i64, r.len()).chain(std::iter::repeat_n(0, t - r.len())));
-    }
-    let shape = [rows.len() as i64, t as i64];
-    (Tensor::from_slice(&ids).reshape(shape), Tensor::from_slice(&mask).reshape(shape))
-}
-
-/// Per-example losses of the examples `rows` (labels `labels`), prompt-based (MLM at `<mask>`) or with
-/// the classification head.
-fn losses(model: &EncoderModel, tok: &TextTokenizer, rows: &[Vec<i64>], labels: &[i64], tape: &mut Tape) -> Tensor {
-    let (ids, mask) = pad(rows, model.config.pad_token_id);
-    let hidden = model.encode(Inputs::ids(&ids).with_mask(&mask), false, tape).unwrap();
-    let logits = match &model.head {
-        models::EncoderHead::MaskedLm { .. } => {
-            let mask_id = tok.token_to_id("<mask>").or_else(|| tok.token_to_id("[MASK]")).unwrap();
-            let positions = ids.eq(mask_id).to_kind(Kind::Int64).argmax(1, false); // [B]
-            let words: Vec<i64> =
-                [" great", " terrible"].iter().map(|w| *tok.encode(w, false).unwrap().last().unwrap()).collect();
-            model.prompt_logits(&hidden, &positions, &Tensor::from_slice(&words), tape).unwrap()
-        }
-        _ => model.classification_logits(&hidden, false, tape).unwrap(),
-    };
-    let target = Tensor::from_slice(labels);
-    logits.cross_entropy_loss::<Tensor>(&target, None, tch::Reduction::None, -100, 0.0)
-}
-
 fn check(name: &str, head: HeadKind, prompt: bool) {
     let Some(root) = common::tiny_models() else { return };
     let (model, tok) = load_encoder(&root.join(name), head, &opts()).unwrap();
-    let rows: Vec<Vec<i64>> = TEXTS
+    let rows: Vec<Vec<i64>> = common::ENCODER_TEXTS
         .iter()
         .map(|t| {
             let text = if prompt { format!("{t} It was <mask>.") } else { t.to_string() };
@@ -72,7 +33,8 @@ fn check(name: &str, head: HeadKind, prompt: bool) {
     let mut want: Vec<Tensor> = params.iter().map(|p| p.zeros_like()).collect();
     let mut want_norms = Vec::new();
     for (i, row) in rows.iter().enumerate() {
-        let loss = losses(&model, &tok, std::slice::from_ref(row), &labels[i..=i], &mut Tape::off()).sum(Kind::Double);
+        let loss = common::encoder_losses(&model, &tok, std::slice::from_ref(row), &labels[i..=i], &mut Tape::off())
+            .sum(Kind::Double);
         let grads = Tensor::run_backward(&[loss], &params, false, false);
         let norm = grads.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
         for (w, g) in want.iter_mut().zip(&grads) {
@@ -84,7 +46,7 @@ fn check(name: &str, head: HeadKind, prompt: bool) {
     let total = want.iter().map(|w| w.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
     for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
         let mut tape = Tape::on();
-        let l = losses(&model, &tok, &rows, &labels, &mut tape);
+        let l = common::encoder_losses(&model, &tok, &rows, &labels, &mut tape);
         let clipper =
             Clipper { max_grad_norm: c, stability: 0.0, mode, norm_method: NormMethod::Auto, style: ClipStyle::Flat };
         let out = clipper.clip(&l, &tape, &trainable).unwrap();
@@ -119,7 +81,7 @@ fn classification_heads_are_exact_under_the_engine() {
 fn dropout_is_active_in_training_only() {
     let Some(root) = common::tiny_models() else { return };
     let (model, tok) = load_encoder(&root.join("roberta-cls"), HeadKind::SequenceClassification, &opts()).unwrap();
-    let ids = Tensor::from_slice(&tok.encode(TEXTS[2], true).unwrap()).unsqueeze(0);
+    let ids = Tensor::from_slice(&tok.encode(common::ENCODER_TEXTS[2], true).unwrap()).unsqueeze(0);
     let run = |train: bool| tch::no_grad(|| model.encode(Inputs::ids(&ids), train, &mut Tape::off()).unwrap());
     assert!(run(false).equal(&run(false)), "evaluation is deterministic");
     let (a, b) = (run(true), run(true));

@@ -8,7 +8,7 @@
 mod common;
 
 use dp_core::engine::{ClipMode, ClipStyle, Clipper, DpOptimizer, LrSchedule, NormMethod, OptimizerKind, Tape};
-use models::{from_config, load_encoder, AnyModel, EncoderHead, EncoderModel, HeadKind, Inputs, LoadOptions};
+use models::{from_config, load_encoder, AnyModel, EncoderHead, EncoderModel, HeadKind, LoadOptions};
 use models::{ModelError, TextTokenizer};
 use tch::{Device, Kind, Tensor};
 
@@ -22,13 +22,6 @@ const ROBERTA_BASE: &str = r#"{"model_type": "roberta", "vocab_size": 50265, "hi
 const TINY_ROBERTA: &str = r#"{"model_type": "roberta", "vocab_size": 100, "hidden_size": 8,
   "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 16,
   "max_position_embeddings": 20, "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5}"#;
-
-const TEXTS: [&str; 4] = [
-    "a gripping, beautifully acted film",
-    "dull and far too long",
-    "The plot never quite comes together, but the cast is wonderful to watch.",
-    "bad",
-];
 
 fn count(params: &[(String, Tensor)]) -> i64 {
     params.iter().map(|(_, t)| t.numel() as i64).sum()
@@ -123,41 +116,10 @@ fn opts() -> LoadOptions {
     LoadOptions { device: Device::Cpu, kind: Kind::Double }
 }
 
-/// Padded ids and mask `[B, T]` of `rows`.
-fn pad(rows: &[Vec<i64>], pad_id: i64) -> (Tensor, Tensor) {
-    let t = rows.iter().map(Vec::len).max().unwrap();
-    let mut ids = Vec::new();
-    let mut mask = Vec::new();
-    for r in rows {
-        ids.extend(r.iter().copied().chain(std::iter::repeat_n(pad_id, t - r.len())));
-        mask.extend(std::iter::repeat_n(1i64, r.len()).chain(std::iter::repeat_n(0, t - r.len())));
-    }
-    let shape = [rows.len() as i64, t as i64];
-    (Tensor::from_slice(&ids).reshape(shape), Tensor::from_slice(&mask).reshape(shape))
-}
-
-/// Per-example losses `[B]` of `rows` (labels `labels`): prompt-based (MLM at `<mask>`, label words
-/// " great" / " terrible") or with the classification head. As in encoder_dp.rs.
-fn losses(model: &EncoderModel, tok: &TextTokenizer, rows: &[Vec<i64>], labels: &[i64], tape: &mut Tape) -> Tensor {
-    let (ids, mask) = pad(rows, model.config.pad_token_id);
-    let hidden = model.encode(Inputs::ids(&ids).with_mask(&mask), false, tape).unwrap();
-    let logits = match &model.head {
-        EncoderHead::MaskedLm { .. } => {
-            let mask_id = tok.token_to_id("<mask>").or_else(|| tok.token_to_id("[MASK]")).unwrap();
-            let positions = ids.eq(mask_id).to_kind(Kind::Int64).argmax(1, false); // [B]
-            let words: Vec<i64> =
-                [" great", " terrible"].iter().map(|w| *tok.encode(w, false).unwrap().last().unwrap()).collect();
-            model.prompt_logits(&hidden, &positions, &Tensor::from_slice(&words), tape).unwrap()
-        }
-        _ => model.classification_logits(&hidden, false, tape).unwrap(),
-    };
-    logits.cross_entropy_loss::<Tensor>(&Tensor::from_slice(labels), None, tch::Reduction::None, -100, 0.0)
-}
-
 /// The tokenised examples: with the prompt `It was <mask>.` under the MLM head.
 fn examples(model: &EncoderModel, tok: &TextTokenizer) -> Vec<Vec<i64>> {
     let prompt = matches!(model.head, EncoderHead::MaskedLm { .. });
-    TEXTS
+    common::ENCODER_TEXTS
         .iter()
         .map(|t| {
             let text = if prompt { format!("{t} It was <mask>.") } else { t.to_string() };
@@ -176,7 +138,8 @@ fn per_example(model: &EncoderModel, tok: &TextTokenizer) -> (Vec<Vec<Tensor>>, 
     let mut grads = Vec::new();
     let mut norms = Vec::new();
     for (i, row) in examples(model, tok).iter().enumerate() {
-        let loss = losses(model, tok, std::slice::from_ref(row), &LABELS[i..=i], &mut Tape::off()).sum(Kind::Double);
+        let loss = common::encoder_losses(model, tok, std::slice::from_ref(row), &LABELS[i..=i], &mut Tape::off())
+            .sum(Kind::Double);
         let g = Tensor::run_backward(&[loss], &params, false, false);
         norms.push(g.iter().map(|g| g.square().sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt());
         grads.push(g);
@@ -209,7 +172,7 @@ fn engine_matches_loop(what: &str, model: &EncoderModel, tok: &TextTokenizer) ->
     let mut names = Vec::new();
     for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
         let mut tape = Tape::on();
-        let l = losses(model, tok, &rows, &LABELS, &mut tape);
+        let l = common::encoder_losses(model, tok, &rows, &LABELS, &mut tape);
         let out = clipper(c, mode).clip(&l, &tape, &trainable).unwrap();
         let norms: Vec<f64> = Vec::try_from(&out.norms).unwrap();
         for (g, w) in norms.iter().zip(&want_norms) {
@@ -300,7 +263,7 @@ fn frozen_stay_put(what: &str, model: &EncoderModel, tok: &TextTokenizer) {
     let rows = examples(model, tok);
     for _ in 0..3 {
         let mut tape = Tape::on();
-        let l = losses(model, tok, &rows, &LABELS, &mut tape);
+        let l = common::encoder_losses(model, tok, &rows, &LABELS, &mut tape);
         let out = clipper(0.1, ClipMode::Bk).clip(&l, &tape, &trainable).unwrap();
         opt.step(&trainable, &out.grads).unwrap();
     }

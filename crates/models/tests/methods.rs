@@ -181,15 +181,16 @@ fn prefix_cache_equals_one_pass() {
 }
 
 #[test]
-fn prefix_and_rgp_are_exact_under_the_engine() {
+fn topk_prefix_and_rgp_are_exact_under_the_engine() {
+    // (full: hf_parity.rs against Opacus; lora: above; retrain is full on a fresh draw.)
     use dp_core::engine::{ClipMode, ClipStyle, Clipper, NormMethod};
-    for method in ["prefix", "rgp"] {
+    for method in ["topk", "prefix", "rgp"] {
         let Some(mut model) = tiny_gpt2(Kind::Double) else { return };
         tch::manual_seed(11);
-        if method == "prefix" {
-            model.add_prefix(3, 8).unwrap();
-        } else {
-            model.add_rgp(2).unwrap();
+        match method {
+            "topk" => model.train_only_top_blocks(1).unwrap(),
+            "prefix" => model.add_prefix(3, 8).unwrap(),
+            _ => model.add_rgp(2).unwrap(),
         }
         for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
             let clipper = Clipper {
@@ -205,7 +206,11 @@ fn prefix_and_rgp_are_exact_under_the_engine() {
                 "{method} {mode:?}: {check:?}"
             );
             assert!(check.per_example_norms.iter().all(|&n| n > 0.5), "{method}: clipping binds");
-            let only = |n: &str| if method == "prefix" { n.starts_with("prefix.") } else { n.contains(".rgp_") };
+            let only = |n: &str| match method {
+                "topk" => n.starts_with("transformer.h.1.") || n.starts_with("transformer.ln_f."),
+                "prefix" => n.starts_with("prefix."),
+                _ => n.contains(".rgp_"),
+            };
             assert!(check.grads.iter().all(|(n, _)| only(n)), "{method}: only its parameters train");
         }
     }

@@ -87,3 +87,50 @@ pub const ENCODER_EXAMPLES: [(&str, Option<&str>); 3] = [
     ("Differential privacy limits what a trained model can reveal about any single training example.", None),
     ("Is the restaurant near the river?", Some("Yes, it is by the water.")),
 ];
+
+/// Short SST-2-like sentences for the encoder tests.
+pub const ENCODER_TEXTS: [&str; 4] = [
+    "a gripping, beautifully acted film",
+    "dull and far too long",
+    "The plot never quite comes together, but the cast is wonderful to watch.",
+    "bad",
+];
+
+/// Right-padded ids and mask `[B, T]` of `rows`.
+pub fn pad(rows: &[Vec<i64>], pad_id: i64) -> (tch::Tensor, tch::Tensor) {
+    use tch::Tensor;
+    let t = rows.iter().map(Vec::len).max().unwrap();
+    let mut ids = Vec::new();
+    let mut mask = Vec::new();
+    for r in rows {
+        ids.extend(r.iter().copied().chain(std::iter::repeat_n(pad_id, t - r.len())));
+        mask.extend(std::iter::repeat_n(1i64, r.len()).chain(std::iter::repeat_n(0, t - r.len())));
+    }
+    let shape = [rows.len() as i64, t as i64];
+    (Tensor::from_slice(&ids).reshape(shape), Tensor::from_slice(&mask).reshape(shape))
+}
+
+/// Per-example losses `[B]` of the encoder examples `rows` (labels `labels`): prompt-based (MLM logits
+/// at `<mask>` over the label words " great" / " terrible") or with the classification head.
+pub fn encoder_losses(
+    model: &models::EncoderModel,
+    tok: &models::TextTokenizer,
+    rows: &[Vec<i64>],
+    labels: &[i64],
+    tape: &mut dp_core::engine::Tape,
+) -> tch::Tensor {
+    use tch::{Kind, Tensor};
+    let (ids, mask) = pad(rows, model.config.pad_token_id);
+    let hidden = model.encode(models::Inputs::ids(&ids).with_mask(&mask), false, tape).unwrap();
+    let logits = match &model.head {
+        models::EncoderHead::MaskedLm { .. } => {
+            let mask_id = tok.token_to_id("<mask>").or_else(|| tok.token_to_id("[MASK]")).unwrap();
+            let positions = ids.eq(mask_id).to_kind(Kind::Int64).argmax(1, false); // [B]
+            let words: Vec<i64> =
+                [" great", " terrible"].iter().map(|w| *tok.encode(w, false).unwrap().last().unwrap()).collect();
+            model.prompt_logits(&hidden, &positions, &Tensor::from_slice(&words), tape).unwrap()
+        }
+        _ => model.classification_logits(&hidden, false, tape).unwrap(),
+    };
+    logits.cross_entropy_loss::<Tensor>(&Tensor::from_slice(labels), None, tch::Reduction::None, -100, 0.0)
+}
