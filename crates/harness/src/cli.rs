@@ -79,8 +79,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// One sigma = 0 DP step on a checkpoint, engine vs an independent per-example loop: norms and clipped sums.
     ClipCheck(ClipCheckArgs),
-    /// [not yet available] Run a YAML grid of training runs, resuming finished and interrupted ones.
-    Sweep(Planned),
+    /// Run a YAML grid of training runs (one process per run), skipping finished and resuming interrupted ones.
+    Sweep(SweepArgs),
     /// [not yet available] Aggregate runs into tables (Markdown, CSV, LaTeX) and figures (PNG, SVG).
     Report(Planned),
     /// [not yet available] Time and measure memory of private vs non-private training steps.
@@ -418,6 +418,41 @@ pub struct ClipCheckArgs {
     /// safetensors file.
     #[arg(long, value_name = "FILE")]
     pub dump: Option<PathBuf>,
+}
+
+/// `dpft sweep`.
+#[derive(Debug, Args)]
+#[command(after_help = "A sweep file has `base` (a run config: its path relative to the sweep file, or the \
+                        mapping itself), `grid` (dotted keys to lists of values; every combination runs), and \
+                        optionally `name`, `set` (overrides for every run), `profiles` (named overrides, e.g. mini \
+                        and paper), `zip` (groups of keys varied together) and `exclude` (value combinations to \
+                        drop). A mapping value merges into the config's mapping (privacy: {target_epsilon: 3} keeps \
+                        delta and max_grad_norm); `none` replaces it (privacy: none). Every run's config is checked \
+                        before the first run starts.\n\nOutput (default results/<name>/<profile>/): one folder per \
+                        run id (what `dpft train` writes), sweep.json (status, error and metrics of each run), \
+                        sweep.yaml, configs/<id>.yaml, logs/<id>.log. Run ids are a slug of the run's values plus a \
+                        hash of them, the same on every machine. See experiments/ for examples.")]
+pub struct SweepArgs {
+    /// The sweep file (YAML).
+    pub file: PathBuf,
+    /// Which of the file's profiles to run [default: the first it lists].
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Runs at a time; on the CPU the cores are split between them, with several GPUs each run gets one.
+    #[arg(long, short = 'j', default_value_t = 1)]
+    pub jobs: usize,
+    /// Skip the finished runs of an earlier invocation and continue interrupted ones from their checkpoints.
+    #[arg(long)]
+    pub resume: bool,
+    /// List the expanded runs (ids and values) after checking their configs, and run nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Output folder [default: results/<name>/<profile>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Override a value in every run, e.g. --set optimization.steps=10 (repeatable; applied last).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
 }
 
 /// Arguments of a subcommand that this version does not have yet; accepted so the message can say so.

@@ -10,6 +10,7 @@ mod exit;
 mod gen_metrics;
 mod logging;
 mod run_config;
+mod sweep;
 #[allow(dead_code)] // wired into the commands in a later change
 mod tasks;
 mod train;

@@ -356,6 +356,16 @@ fn retrain_starts_from_a_fresh_initialisation_of_the_same_architecture() {
     // All parameters train: tied wte/wpe/blocks/ln_f plus the [PAD] row and the untied head.
     let full = before.values().map(|t| t.numel() as i64).sum::<i64>() + 32 + 50258 * 32;
     assert_eq!(read_json(&out.join("summary.json"))["trainable_parameters"], full);
+    // The trained model is written as a Hugging Face folder that dpft (and transformers) load: the
+    // checkpoint's tensors, the [PAD] token in the tokenizer, the untied head in the config.
+    let saved = common::read(&out.join("model/model.safetensors"));
+    for (name, t) in &after {
+        assert!(t.equal(&saved[name]), "{name}");
+    }
+    let config = read_json(&out.join("model/config.json"));
+    assert_eq!((config["vocab_size"].as_i64(), config["tie_word_embeddings"].as_bool()), (Some(50258), Some(false)));
+    let o = dpft(&["score", "--model", out.join("model").to_str().unwrap(), "--text", "name : Aromi [PAD]", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
 }
 
 #[test]
@@ -399,6 +409,7 @@ fn prefix_tuning_trains_only_the_prefix_and_generates() {
     let after = common::read(&out.join("checkpoints/step-4/model.safetensors"));
     assert!(after["transformer.h.1.attn.c_attn.weight"].equal(&before["transformer.h.1.attn.c_attn.weight"]));
     assert!(after.contains_key("prefix.control_trans.2.weight"));
+    assert!(!out.join("model").exists(), "a prefix model is not written as a plain GPT-2 folder");
 }
 
 #[test]

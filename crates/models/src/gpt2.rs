@@ -381,6 +381,39 @@ impl Gpt2LmHeadModel {
             .collect()
     }
 
+    /// Writes the model as a Hugging Face folder `dir` (config.json, model.safetensors, tokenizer.json) that
+    /// [`crate::load_gpt2`] and transformers' `GPT2LMHeadModel.from_pretrained` read. Written into a
+    /// temporary folder renamed into place. RGP's carriers are not saved (the weights hold the update);
+    /// a model with LoRA factors or a prefix is refused: the format has no place for them.
+    pub fn save_pretrained(&self, dir: &std::path::Path, tokenizer: &TextTokenizer) -> Result<(), ModelError> {
+        if self.prefix.is_some() || self.h.iter().any(|b| b.c_attn_lora.is_some()) {
+            return Err(ModelError::Invalid(
+                "a model with LoRA factors or a prefix cannot be written as a plain GPT-2 folder; its run checkpoint holds them"
+                    .into(),
+            ));
+        }
+        let io = |e: std::io::Error| ModelError::Invalid(format!("writing {}: {e}", dir.display()));
+        let tmp = dir.with_extension("tmp");
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(io)?;
+        let mut config = self.config.clone();
+        config.tie_word_embeddings = self.tied;
+        let text = serde_json::to_string_pretty(&config).map_err(|e| ModelError::Invalid(e.to_string()))?;
+        std::fs::write(tmp.join("config.json"), text + "\n").map_err(io)?;
+        let tensors: Vec<(String, Tensor)> = self
+            .named_parameters()
+            .into_iter()
+            .filter(|(n, _)| !n.contains(".rgp_"))
+            .map(|(n, t)| (n, t.detach().to_device(tch::Device::Cpu).contiguous()))
+            .collect();
+        Tensor::write_safetensors(&tensors, tmp.join("model.safetensors"))?;
+        tokenizer.save(&tmp)?;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(io)?;
+        }
+        std::fs::rename(&tmp, dir).map_err(io)
+    }
+
     /// Positions taken by a prefix (0 without one).
     pub fn prefix_length(&self) -> i64 {
         self.prefix.as_ref().map_or(0, |p| p.length)

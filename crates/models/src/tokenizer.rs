@@ -163,6 +163,12 @@ impl TextTokenizer {
         Ok(())
     }
 
+    /// Writes the tokenizer (with any added tokens) as `dir/tokenizer.json`.
+    pub fn save(&self, dir: &Path) -> Result<(), ModelError> {
+        let path = dir.join("tokenizer.json");
+        self.inner.save(&path, false).map_err(|e| err(&path, format!("cannot write it: {e}")))
+    }
+
     /// Adds a special token (the paper's `[PAD]` for GPT-2) and returns its id.
     pub fn add_special_token(&mut self, token: &str) -> i64 {
         self.inner.add_special_tokens(&[AddedToken::from(token, true)]);

@@ -8,6 +8,7 @@ mod info;
 mod model_io;
 mod privacy;
 mod score;
+mod sweep;
 mod train;
 mod train_tokenizer;
 
@@ -28,7 +29,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(&cli.global, &args),
         Command::TrainTokenizer(args) => train_tokenizer::run(&cli.global, &args),
         Command::EvalGen(args) => eval_gen::run(&args),
-        Command::Sweep(_) | Command::Report(_) | Command::Bench(_) => Err(anyhow::anyhow!(
+        Command::Sweep(args) => sweep::run(&cli.global, &args),
+        Command::Report(_) | Command::Bench(_) => Err(anyhow::anyhow!(
             "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
              lists what works so far.",
             env!("CARGO_PKG_VERSION")

@@ -285,6 +285,20 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         )
     };
     let finished = crate::train::train(&config, &objective, &out, args.resume, args.stop_after_steps, &final_eval)?;
+    if matches!(finished.summary["status"].as_str(), Some("finished" | "stopped_at_budget")) {
+        // The trained model as a Hugging Face folder, for `dpft generate`/`score` and as the next run's
+        // model.path (the mini reproduction fine-tunes its pretrained model this way).
+        match config.method.name.as_str() {
+            "lora" | "prefix" => log::info!(
+                "method {}: no model/ folder (a plain GPT-2 folder has no place for its tensors); the checkpoint holds them",
+                config.method.name
+            ),
+            _ => {
+                objective.model.save_pretrained(&out.join("model"), &objective.tokenizer)?;
+                log::info!("model saved as a Hugging Face folder: {}", out.join("model").display());
+            }
+        }
+    }
     print_summary(&finished.summary, &out);
     Ok(())
 }

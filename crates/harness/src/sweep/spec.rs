@@ -1,0 +1,318 @@
+//! Sweep files: a base run config and the values to vary, expanded into runs with stable ids.
+//!
+//! ```yaml
+//! name: table2                 # results/<name>/<profile>/ (default: the file's stem)
+//! base: ../examples/e2e.yaml   # a run config: a path relative to this file, or the mapping itself
+//! set: {optimization.seed: 0}  # overrides for every run (dotted keys)
+//! profiles:                    # named overrides chosen with --profile (the first is the default)
+//!   mini: {optimization.steps: 40}
+//!   paper: {model.path: gpt2}
+//! grid:                        # every combination, in file order
+//!   method.name: [full, lora]
+//!   privacy: [{target_epsilon: 3}, {target_epsilon: 8}, none]
+//! zip:                         # keys varied together (lists of equal length); each group multiplies the grid
+//!   - {optimization.batch_size: [512, 1024], optimization.learning_rate: [1e-3, 2e-3]}
+//! exclude:                     # drop the runs whose values match all of these
+//!   - {method.name: lora, privacy: none}
+//! ```
+//!
+//! A value given at a key whose current value is a mapping is merged into it (`privacy: {target_epsilon: 3}`
+//! keeps the base's δ and C); any other value replaces it (`privacy: none`). A run's id is a short slug of its
+//! values plus the first 8 hex digits of SHA-256 over its sorted `key=JSON(value)` lines: the same
+//! overrides give the same id on any machine and in any version.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_norway::{Mapping, Value};
+use sha2::{Digest, Sha256};
+
+use crate::exit::BadInput;
+use crate::run_config::{self, RunConfig};
+
+/// A parsed sweep file.
+#[derive(Debug)]
+pub struct SweepSpec {
+    /// The file.
+    pub path: PathBuf,
+    /// `name` (default: the file's stem).
+    pub name: String,
+    /// The chosen profile (None when the file defines none).
+    pub profile: Option<String>,
+    base: Value,
+    fixed: Vec<(String, Value)>,
+    axes: Vec<Axis>,
+    exclude: Vec<Vec<(String, Value)>>,
+}
+
+/// One factor of the product: a grid key (one key, many values) or a zip group (several keys, their values
+/// taken together).
+#[derive(Debug)]
+struct Axis {
+    keys: Vec<String>,
+    /// For each level, one value per key.
+    levels: Vec<Vec<Value>>,
+}
+
+/// One expanded run.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    /// Stable id (folder name): slug of the values + 8 hex digits of their hash.
+    pub id: String,
+    /// The run's own values (grid and zip), in file order.
+    pub overrides: Vec<(String, Value)>,
+    /// The full run config.
+    pub config: RunConfig,
+}
+
+impl RunSpec {
+    /// `key=value, …` for people.
+    pub fn label(&self) -> String {
+        label_of(&self.overrides)
+    }
+}
+
+fn label_of(overrides: &[(String, Value)]) -> String {
+    if overrides.is_empty() {
+        return "(base)".into();
+    }
+    overrides.iter().map(|(k, v)| format!("{k}={}", compact(v))).collect::<Vec<_>>().join(", ")
+}
+
+/// A value as one-line JSON (YAML scalars and mappings alike).
+pub fn compact(v: &Value) -> String {
+    serde_json::to_string(&serde_json::to_value(v).unwrap_or(serde_json::Value::Null)).unwrap_or_default()
+}
+
+fn bad(path: &Path, msg: impl std::fmt::Display) -> BadInput {
+    BadInput(format!("{}: {msg}", path.display()))
+}
+
+/// The keys a sweep file may have.
+const KEYS: [&str; 7] = ["name", "base", "set", "profiles", "grid", "zip", "exclude"];
+
+/// Dotted keys of a mapping of overrides, in file order.
+fn overrides(path: &Path, what: &str, v: &Value) -> Result<Vec<(String, Value)>, BadInput> {
+    let Some(map) = v.as_mapping() else {
+        return Err(bad(path, format!("{what} must be a mapping of dotted keys to values")));
+    };
+    map.iter()
+        .map(|(k, v)| match k.as_str() {
+            Some(k) if !k.is_empty() && k.split('.').all(|p| !p.is_empty()) => Ok((k.to_string(), v.clone())),
+            _ => Err(bad(path, format!("{what}: key {} is not a dotted key such as optimization.seed", compact(k)))),
+        })
+        .collect()
+}
+
+impl SweepSpec {
+    /// Reads and checks a sweep file; `profile` picks one of its profiles (default: the first listed).
+    pub fn load(path: &Path, profile: Option<&str>) -> Result<Self, BadInput> {
+        let text = std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read the sweep file: {e}")))?;
+        let tree = run_config::parse_yaml(&text, path)?;
+        let Some(top) = tree.as_mapping() else {
+            return Err(bad(
+                path,
+                "a sweep file is a mapping with base, grid, and optionally name, set, profiles, zip, exclude",
+            ));
+        };
+        for k in top.keys() {
+            let name = k.as_str().unwrap_or("");
+            if !KEYS.contains(&name) {
+                return Err(bad(path, format!("unknown key `{}` (a sweep file has {})", compact(k), KEYS.join(", "))));
+            }
+        }
+        let name = match top.get("name") {
+            Some(Value::String(s)) if !s.is_empty() && !s.contains('/') => s.clone(),
+            Some(other) => return Err(bad(path, format!("name = {} must be a plain folder name", compact(other)))),
+            None => path.file_stem().and_then(|s| s.to_str()).unwrap_or("sweep").to_string(),
+        };
+        let base = match top.get("base") {
+            Some(Value::String(rel)) => {
+                let file = path.parent().unwrap_or(Path::new(".")).join(rel);
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|e| bad(path, format!("base: cannot read {}: {e}", file.display())))?;
+                run_config::parse_yaml(&text, &file)?
+            }
+            Some(v @ Value::Mapping(_)) => v.clone(),
+            _ => {
+                return Err(bad(path, "base: give the run config's path (relative to this file) or the config itself"))
+            }
+        };
+        let mut fixed = match top.get("set") {
+            Some(v) => overrides(path, "set", v)?,
+            None => Vec::new(),
+        };
+        let chosen = match top.get("profiles") {
+            None => {
+                if let Some(p) = profile {
+                    return Err(bad(path, format!("--profile {p}: this sweep file defines no profiles")));
+                }
+                None
+            }
+            Some(Value::Mapping(profiles)) => {
+                let names: Vec<String> = profiles.keys().filter_map(|k| k.as_str().map(String::from)).collect();
+                let want = match profile {
+                    Some(p) => p.to_string(),
+                    None => names.first().cloned().ok_or_else(|| bad(path, "profiles is empty"))?,
+                };
+                let values = profiles.get(want.as_str()).ok_or_else(|| {
+                    bad(path, format!("--profile {want}: not one of the file's profiles ({})", names.join(", ")))
+                })?;
+                fixed.extend(overrides(path, &format!("profiles.{want}"), values)?);
+                Some(want)
+            }
+            Some(_) => return Err(bad(path, "profiles must map profile names to overrides")),
+        };
+        let mut axes = Vec::new();
+        if let Some(grid) = top.get("grid") {
+            for (key, values) in overrides(path, "grid", grid)? {
+                let Some(list) = values.as_sequence().filter(|l| !l.is_empty()) else {
+                    return Err(bad(path, format!("grid.{key}: give a non-empty list of values")));
+                };
+                axes.push(Axis { keys: vec![key], levels: list.iter().map(|v| vec![v.clone()]).collect() });
+            }
+        }
+        if let Some(zip) = top.get("zip") {
+            let Some(groups) = zip.as_sequence() else {
+                return Err(bad(path, "zip: give a list of groups, each a mapping of keys to lists of equal length"));
+            };
+            for (g, group) in groups.iter().enumerate() {
+                let entries = overrides(path, &format!("zip[{g}]"), group)?;
+                let mut len = None;
+                for (key, values) in &entries {
+                    let n = values
+                        .as_sequence()
+                        .map(Vec::len)
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| bad(path, format!("zip[{g}].{key}: give a non-empty list of values")))?;
+                    if *len.get_or_insert(n) != n {
+                        return Err(bad(path, format!("zip[{g}]: the lists have different lengths ({key} has {n})")));
+                    }
+                }
+                let n = len.ok_or_else(|| bad(path, format!("zip[{g}] is empty")))?;
+                let levels = (0..n)
+                    .map(|i| entries.iter().map(|(_, v)| v.as_sequence().expect("checked")[i].clone()).collect())
+                    .collect();
+                axes.push(Axis { keys: entries.into_iter().map(|(k, _)| k).collect(), levels });
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for key in axes.iter().flat_map(|a| &a.keys) {
+            if !seen.insert(key.clone()) {
+                return Err(bad(path, format!("{key} is varied twice (grid and zip, or two zip groups)")));
+            }
+        }
+        let mut exclude = Vec::new();
+        if let Some(ex) = top.get("exclude") {
+            let Some(list) = ex.as_sequence() else {
+                return Err(bad(path, "exclude: give a list of mappings (key: value) matching runs to drop"));
+            };
+            for (i, e) in list.iter().enumerate() {
+                let entries = overrides(path, &format!("exclude[{i}]"), e)?;
+                if let Some((key, _)) = entries.iter().find(|(k, _)| !seen.contains(k)) {
+                    return Err(bad(
+                        path,
+                        format!("exclude[{i}].{key}: not a key of grid or zip, so it matches no run"),
+                    ));
+                }
+                exclude.push(entries);
+            }
+        }
+        Ok(Self { path: path.to_path_buf(), name, profile: chosen, base, fixed, axes, exclude })
+    }
+
+    /// Every run, checked against the run config schema before anything runs: an unknown or mistyped key
+    /// fails naming the key, the run and this file.
+    pub fn expand(&self, extra: &[String]) -> Result<Vec<RunSpec>, BadInput> {
+        let mut combos: Vec<Vec<(String, Value)>> = vec![Vec::new()];
+        for axis in &self.axes {
+            let mut next = Vec::with_capacity(combos.len() * axis.levels.len());
+            for combo in &combos {
+                for level in &axis.levels {
+                    let mut c = combo.clone();
+                    c.extend(axis.keys.iter().cloned().zip(level.iter().cloned()));
+                    next.push(c);
+                }
+            }
+            combos = next;
+        }
+        combos.retain(|c| {
+            !self.exclude.iter().any(|e| e.iter().all(|(k, v)| c.iter().any(|(ck, cv)| ck == k && cv == v)))
+        });
+        if combos.is_empty() {
+            return Err(bad(&self.path, "exclude drops every run: nothing to do"));
+        }
+        let mut ids = std::collections::HashMap::new();
+        combos
+            .into_iter()
+            .map(|overrides| {
+                let mut tree = self.base.clone();
+                for (k, v) in self.fixed.iter().chain(&overrides) {
+                    set_path(&mut tree, k, v.clone());
+                }
+                for assignment in extra {
+                    run_config::apply_override(&mut tree, assignment)?;
+                }
+                let id = run_id(&overrides);
+                let label = label_of(&overrides);
+                let config =
+                    run_config::from_tree(tree, &self.path).map_err(|e| BadInput(format!("{} (run {label})", e.0)))?;
+                if let Some(other) = ids.insert(id.clone(), label.clone()) {
+                    return Err(bad(&self.path, format!("runs `{other}` and `{label}` have the same id {id}")));
+                }
+                Ok(RunSpec { id, overrides, config })
+            })
+            .collect()
+    }
+}
+
+/// Sets `dotted.key` in `tree`: a mapping value merges into a mapping already there, anything else replaces.
+pub fn set_path(tree: &mut Value, key: &str, value: Value) {
+    let mut node = tree;
+    for part in key.split('.') {
+        if !node.is_mapping() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        node = node.as_mapping_mut().expect("mapping").entry(Value::String(part.to_string())).or_insert(Value::Null);
+    }
+    merge(node, value);
+}
+
+fn merge(node: &mut Value, value: Value) {
+    match (node, value) {
+        (Value::Mapping(old), Value::Mapping(new)) => {
+            for (k, v) in new {
+                merge(old.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (node, value) => *node = value,
+    }
+}
+
+/// The id of a run with `overrides`: `<slug>-<8 hex digits>`, the hash over the sorted `key=JSON` lines.
+pub fn run_id(overrides: &[(String, Value)]) -> String {
+    let sorted: BTreeMap<&str, String> = overrides.iter().map(|(k, v)| (k.as_str(), compact(v))).collect();
+    let text: String = sorted.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let digest = Sha256::digest(text.as_bytes());
+    let hex: String = digest.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    let slug: String = overrides
+        .iter()
+        .map(|(_, v)| {
+            compact(v)
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { ' ' })
+                .collect::<String>()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("-")
+        })
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join("_");
+    let slug: String = slug.chars().take(48).collect();
+    if slug.is_empty() {
+        format!("run-{hex}")
+    } else {
+        format!("{slug}-{hex}")
+    }
+}
