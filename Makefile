@@ -13,8 +13,10 @@ ifeq ($(strip $(DPFT_DATA_DIR)),)
   endif
 endif
 PY := $(DPFT_VENV)/bin/python
+PROFILE ?= mini
+MODEL_DIR ?=
 
-.PHONY: help setup build test test-rust test-python lint data reproduce-table2 bench-accounting bench-models clean
+.PHONY: help setup build test test-rust test-python lint data reproduce-table2 reproduce-table1 bench-accounting bench-models clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -46,8 +48,11 @@ lint:
 data: build ## Fetch missing datasets and tokenizer files from their official sources (needs a network)
 	bash scripts/fetch-data.sh
 
-reproduce-table2: setup ## The main job: Table 2 of the paper (mini profile on CPU)
-	bash scripts/reproduce-table2.sh
+reproduce-table2: setup ## The main job: Table 2 of the paper (PROFILE=mini on a CPU by default; PROFILE=paper MODEL_DIR=…)
+	PROFILE=$(PROFILE) MODEL_DIR=$(MODEL_DIR) bash scripts/reproduce.sh table2
+
+reproduce-table1: setup ## Table 1 (sentence classification), same PROFILE / MODEL_DIR conventions
+	PROFILE=$(PROFILE) MODEL_DIR=$(MODEL_DIR) bash scripts/reproduce.sh table1
 
 bench-accounting: setup ## Time the accountants next to dp-accounting, prv-accountant and opacus
 	$(PY) python/bench/bench_accounting.py

@@ -81,8 +81,16 @@ pub enum Command {
     ClipCheck(ClipCheckArgs),
     /// Run a YAML grid of training runs (one process per run), skipping finished and resuming interrupted ones.
     Sweep(SweepArgs),
-    /// [not yet available] Aggregate runs into tables (Markdown, CSV, LaTeX) and figures (PNG, SVG).
-    Report(Planned),
+    /// Aggregate finished runs into the paper's tables (Markdown, CSV, LaTeX) and figures (PNG, SVG).
+    ///
+    /// Reads every run folder (a folder with summary.json and config.yaml, as `dpft train` writes it) directly
+    /// in RESULTS_DIR or one level down (RESULTS_DIR/<sweep>/<run>/, as `dpft sweep` writes them): task, model,
+    /// method, ε, batch size, learning rate and seed from config.yaml; final metrics and status from
+    /// summary.json; training losses from metrics.jsonl; run labels from a sweep's sweep.json. Runs without
+    /// summary.json (unfinished or failed) are listed as skipped. Runs that differ only in their seed are
+    /// averaged (mean ± sample std, n); where a (method, ε) has several settings (a hyperparameter sweep), the
+    /// one with the best mean headline metric is shown and a note says so. Layouts follow Li et al., ICLR 2022.
+    Report(ReportArgs),
     /// [not yet available] Time and measure memory of private vs non-private training steps.
     Bench(Planned),
 }
@@ -453,6 +461,44 @@ pub struct SweepArgs {
     /// Override a value in every run, e.g. --set optimization.steps=10 (repeatable; applied last).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Writes into --out (only these files; each through a temporary file):\n  \
+                  NAME.md, NAME.csv, NAME.tex  per table (NAME from --table-name): generation tasks in the \
+                  layout of Table 2 (rows metric x ε, non-private last; columns full, LoRA, prefix, RGP, top2, \
+                  retrain), classification tasks together in the layout of Table 1 (rows task, columns ε). \
+                  BLEU, METEOR, ROUGE-L and accuracy in percent as in the paper; NIST and CIDEr as e2e-metrics \
+                  prints them. The CSV lists every cell (mean, std, n) at full precision.\n  \
+                  figures/*.png, figures/*.svg  <metric>-vs-epsilon-<task> (per method, ± std error bars), \
+                  <metric>-vs-model-size-<task> (Figure 1; with two or more model sizes), \
+                  heatmap-<metric>-<task>-<model>-<method>-<eps> (batch size x learning rate; with two or more \
+                  of either), training-loss-<task>. Figures without data are skipped and said so.\n  \
+                  report.json  runs used, runs skipped and why, settings, files written.\n\n\
+                  The Markdown tables are printed on stdout. Exit status 2 when RESULTS_DIR is missing or holds \
+                  no finished run.")]
+pub struct ReportArgs {
+    /// The folder with run folders (RESULTS_DIR/<run>/) or sweep folders (RESULTS_DIR/<sweep>/<run>/).
+    #[arg(value_name = "RESULTS_DIR")]
+    pub results: PathBuf,
+    /// Where the report goes [default: RESULTS_DIR/report].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// File name (without extension) of the tables; {task} becomes the task (e2e, dart) or
+    /// `classification`. A name without {task} is allowed when the runs make one table, e.g.
+    /// `--task e2e --table-name table2`.
+    #[arg(long, visible_alias = "name", value_name = "NAME", default_value = "table-{task}")]
+    pub table_name: String,
+    /// Headline metric of the figures and of the choice among settings [default: BLEU for generation,
+    /// accuracy for classification]; any key of summary.json's metrics (case and -/_ ignored: rouge-l).
+    #[arg(long, value_name = "NAME")]
+    pub metric: Option<String>,
+    /// Only runs of this task (repeatable).
+    #[arg(long, value_name = "TASK")]
+    pub task: Vec<String>,
+    /// Write the tables and report.json only.
+    #[arg(long)]
+    pub no_figures: bool,
 }
 
 /// Arguments of a subcommand that this version does not have yet; accepted so the message can say so.

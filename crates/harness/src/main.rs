@@ -9,6 +9,7 @@ mod commands;
 mod exit;
 mod gen_metrics;
 mod logging;
+mod report;
 mod run_config;
 mod sweep;
 #[allow(dead_code)] // wired into the commands in a later change

@@ -221,4 +221,30 @@ fn a_sweep_runs_records_failures_resumes_and_reports() {
     assert_eq!(after["metrics"], before["metrics"]);
     let table = String::from_utf8_lossy(&o.stdout).into_owned();
     assert!(table.contains(pid) && table.contains(other.as_str()), "{table}");
+
+    // `dpft report` on the sweep: the tables hold the runs' numbers, the figures exist.
+    let report = dir.join("report");
+    let o = dpft(&["report", out.to_str().unwrap(), "--out", report.to_str().unwrap(), "--name", "table2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut reader = csv::Reader::from_path(report.join("table2.csv")).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+    for (id, eps) in [(pid, "3"), (other.as_str(), "non-private")] {
+        let summary = read_json(&out.join(id).join("summary.json"));
+        for (metric, scale) in [("ROUGE_L", 100.0), ("NIST", 1.0)] {
+            let want = summary["metrics"][metric].as_f64().unwrap() * scale;
+            let row = rows.iter().find(|r| &r[3] == metric && &r[5] == eps).unwrap_or_else(|| panic!("{metric} {eps}"));
+            let got: f64 = row[6].parse().unwrap();
+            assert!((got - want).abs() <= 1e-9 * want.abs().max(1.0), "{metric} ε {eps}: {got} vs {want}");
+            assert_eq!(&row[8], "1");
+        }
+    }
+    let md = std::fs::read_to_string(report.join("table2.md")).unwrap();
+    assert!(md.contains("ROUGE-L") && md.contains("non-private"), "{md}");
+    assert!(report.join("table2.tex").is_file());
+    for stem in ["bleu-vs-epsilon-e2e", "training-loss-e2e"] {
+        for ext in ["png", "svg"] {
+            let f = report.join("figures").join(format!("{stem}.{ext}"));
+            assert!(std::fs::metadata(&f).map(|m| m.len() > 2000).unwrap_or(false), "{}", f.display());
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod generate;
 mod info;
 mod model_io;
 mod privacy;
+mod report;
 mod score;
 mod sweep;
 mod train;
@@ -30,7 +31,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::TrainTokenizer(args) => train_tokenizer::run(&cli.global, &args),
         Command::EvalGen(args) => eval_gen::run(&args),
         Command::Sweep(args) => sweep::run(&cli.global, &args),
-        Command::Report(_) | Command::Bench(_) => Err(anyhow::anyhow!(
+        Command::Report(args) => report::run(&args),
+        Command::Bench(_) => Err(anyhow::anyhow!(
             "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
              lists what works so far.",
             env!("CARGO_PKG_VERSION")

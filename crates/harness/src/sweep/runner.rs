@@ -174,6 +174,25 @@ pub fn preflight(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Resul
     Ok(())
 }
 
+/// This dpft's executable. When it was rebuilt while the sweep runs, Linux reports the old file as
+/// `<path> (deleted)`: the new file at `<path>` is used then.
+fn dpft_executable() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("locating the dpft executable")?;
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let text = exe.to_string_lossy();
+    let path = PathBuf::from(text.strip_suffix(" (deleted)").unwrap_or(&text));
+    if path.is_file() {
+        Ok(path)
+    } else {
+        bail!(
+            "the dpft executable {} is gone (rebuilt or removed during the sweep?); rerun with --resume",
+            exe.display()
+        )
+    }
+}
+
 fn spawn(run: &RunSpec, opts: &RunOptions, slot: usize, resume: bool) -> Result<Child> {
     let out = &opts.out;
     let config_path = out.join("configs").join(format!("{}.yaml", run.id));
@@ -181,7 +200,7 @@ fn spawn(run: &RunSpec, opts: &RunOptions, slot: usize, resume: bool) -> Result<
         .with_context(|| format!("writing {}", config_path.display()))?;
     let log_path = out.join("logs").join(format!("{}.log", run.id));
     let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-    let exe = std::env::current_exe().context("locating the dpft executable")?;
+    let exe = dpft_executable()?;
     let mut cmd = Command::new(exe);
     cmd.args(&opts.child_args);
     if let Some(d) = opts.devices.get(slot % opts.devices.len().max(1)) {

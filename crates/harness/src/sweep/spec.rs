@@ -4,8 +4,9 @@
 //! name: table2                 # results/<name>/<profile>/ (default: the file's stem)
 //! base: ../examples/e2e.yaml   # a run config: a path relative to this file, or the mapping itself
 //! set: {optimization.seed: 0}  # overrides for every run (dotted keys)
-//! profiles:                    # named overrides chosen with --profile (the first is the default)
-//!   mini: {optimization.steps: 40}
+//! profiles:                    # named overrides chosen with --profile (the first is the default);
+//!   mini: {optimization.steps: 40, grid: {model.config: [a.json, b.json], model.path: null}}
+//!   # a profile's `grid` replaces (or adds, or with null drops) the file's grid keys; its `zip` replaces the file's
 //!   paper: {model.path: gpt2}
 //! grid:                        # every combination, in file order
 //!   method.name: [full, lora]
@@ -19,7 +20,8 @@
 //! A value given at a key whose current value is a mapping is merged into it (`privacy: {target_epsilon: 3}`
 //! keeps the base's δ and C); any other value replaces it (`privacy: none`). A run's id is a short slug of its
 //! values plus the first 8 hex digits of SHA-256 over its sorted `key=JSON(value)` lines: the same
-//! overrides give the same id on any machine and in any version.
+//! overrides give the same id on any machine and in any version. `${NAME}` in a string value is the
+//! environment variable NAME (checked when the runs are expanded; ids use the text before expansion).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -138,6 +140,7 @@ impl SweepSpec {
                 return Err(bad(path, "base: give the run config's path (relative to this file) or the config itself"))
             }
         };
+        let (mut profile_grid, mut profile_zip) = (None, None);
         let mut fixed = match top.get("set") {
             Some(v) => overrides(path, "set", v)?,
             None => Vec::new(),
@@ -158,21 +161,37 @@ impl SweepSpec {
                 let values = profiles.get(want.as_str()).ok_or_else(|| {
                     bad(path, format!("--profile {want}: not one of the file's profiles ({})", names.join(", ")))
                 })?;
-                fixed.extend(overrides(path, &format!("profiles.{want}"), values)?);
+                let mut values = values.clone();
+                // A profile's own `grid:` replaces (or adds) grid keys, e.g. other model sizes for mini.
+                profile_grid = values.as_mapping_mut().and_then(|m| m.remove("grid"));
+                profile_zip = values.as_mapping_mut().and_then(|m| m.remove("zip"));
+                fixed.extend(overrides(path, &format!("profiles.{want}"), &values)?);
                 Some(want)
             }
             Some(_) => return Err(bad(path, "profiles must map profile names to overrides")),
         };
-        let mut axes = Vec::new();
-        if let Some(grid) = top.get("grid") {
-            for (key, values) in overrides(path, "grid", grid)? {
+        let mut axes: Vec<Axis> = Vec::new();
+        let profile_grid_name = format!("profiles.{}.grid", chosen.as_deref().unwrap_or(""));
+        for (what, grid) in [("grid", top.get("grid")), (profile_grid_name.as_str(), profile_grid.as_ref())] {
+            let Some(grid) = grid else { continue };
+            for (key, values) in overrides(path, what, grid)? {
+                if values.is_null() && what != "grid" {
+                    // `key: null` in a profile's grid drops the file's axis.
+                    axes.retain(|a| a.keys != [key.clone()]);
+                    continue;
+                }
                 let Some(list) = values.as_sequence().filter(|l| !l.is_empty()) else {
-                    return Err(bad(path, format!("grid.{key}: give a non-empty list of values")));
+                    return Err(bad(path, format!("{what}.{key}: give a non-empty list of values")));
                 };
-                axes.push(Axis { keys: vec![key], levels: list.iter().map(|v| vec![v.clone()]).collect() });
+                let axis = Axis { keys: vec![key.clone()], levels: list.iter().map(|v| vec![v.clone()]).collect() };
+                match axes.iter_mut().find(|a| a.keys == [key.clone()]) {
+                    Some(existing) => *existing = axis,
+                    None => axes.push(axis),
+                }
             }
         }
-        if let Some(zip) = top.get("zip") {
+        // A profile's `zip:` replaces the file's.
+        if let Some(zip) = profile_zip.as_ref().or(top.get("zip")) {
             let Some(groups) = zip.as_sequence() else {
                 return Err(bad(path, "zip: give a list of groups, each a mapping of keys to lists of equal length"));
             };
@@ -253,6 +272,12 @@ impl SweepSpec {
                 for assignment in extra {
                     run_config::apply_override(&mut tree, assignment)?;
                 }
+                expand_env(&mut tree).map_err(|var| {
+                    bad(
+                        &self.path,
+                        format!("${{{var}}} is used but not set in the environment: set it (e.g. {var}=/path/to/models) and rerun"),
+                    )
+                })?;
                 let id = run_id(&overrides);
                 let label = label_of(&overrides);
                 let config =
@@ -263,6 +288,30 @@ impl SweepSpec {
                 Ok(RunSpec { id, overrides, config })
             })
             .collect()
+    }
+}
+
+/// Replaces `${NAME}` in every string of `tree` by the environment variable NAME (e.g. `${MODEL_DIR}/gpt2`
+/// in a paper profile); returns the name of the first variable that is not set.
+fn expand_env(tree: &mut Value) -> Result<(), String> {
+    match tree {
+        Value::String(s) if s.contains("${") => {
+            let mut out = String::new();
+            let mut rest = s.as_str();
+            while let Some(start) = rest.find("${") {
+                let end = rest[start..].find('}').ok_or_else(|| rest[start..].to_string())? + start;
+                let name = &rest[start + 2..end];
+                out.push_str(&rest[..start]);
+                out.push_str(&std::env::var(name).map_err(|_| name.to_string())?);
+                rest = &rest[end + 1..];
+            }
+            out.push_str(rest);
+            *s = out;
+            Ok(())
+        }
+        Value::Mapping(m) => m.values_mut().try_for_each(expand_env),
+        Value::Sequence(l) => l.iter_mut().try_for_each(expand_env),
+        _ => Ok(()),
     }
 }
 
@@ -298,8 +347,12 @@ pub fn run_id(overrides: &[(String, Value)]) -> String {
     let slug: String = overrides
         .iter()
         .map(|(_, v)| {
-            compact(v)
-                .chars()
+            // A path contributes its last component (`${MODEL_DIR}/gpt2-large` → gpt2-large).
+            let text = match v {
+                Value::String(p) => p.rsplit('/').next().unwrap_or(p).to_string(),
+                other => compact(other),
+            };
+            text.chars()
                 .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { ' ' })
                 .collect::<String>()
                 .split_whitespace()

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# `make reproduce-table2` / `make reproduce-table1`: one of the paper's tables end to end.
+#   scripts/reproduce.sh table2|table1      PROFILE=mini (default) or paper; MODEL_DIR=… for paper;
+#                                           JOBS=N runs at a time (default: 2 on the CPU, 1 per GPU).
+# mini (CPU laptop): trains a 2,048-id BPE tokenizer and pretrains a small GPT-2 on the public WikiText-2 text
+# of the data directory (both cached under results/), runs the table's sweep with its mini profile, and writes
+# the report. paper: the paper's hyperparameters on Hugging Face checkpoints under $MODEL_DIR (GPUs).
+# Every stage is resumable: rerunning skips what is finished and continues what was interrupted.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+table=${1:?usage: scripts/reproduce.sh table2|table1}
+profile=${PROFILE:-mini}
+say() { printf '[reproduce-%s] %s\n' "$table" "$*"; }
+case "$table" in
+  table2) sweeps=(experiments/table2.yaml) ;;
+  table1) sweeps=(experiments/table1.yaml) ;;
+  *) echo "unknown table '$table' (table2 or table1)" >&2; exit 2 ;;
+esac
+case "$profile" in
+  mini) ;;
+  paper)
+    if [ -z "${MODEL_DIR:-}" ] || [ ! -d "$MODEL_DIR" ]; then
+      echo "PROFILE=paper needs MODEL_DIR=<folder with Hugging Face checkpoints (gpt2, roberta-base, …)>" >&2
+      exit 2
+    fi
+    export MODEL_DIR=$(cd "$MODEL_DIR" && pwd)
+    [ "$table" = table2 ] && sweeps+=(experiments/table2-dart.yaml) ;;
+  *) echo "unknown PROFILE '$profile' (mini or paper)" >&2; exit 2 ;;
+esac
+
+if [ "$profile" = mini ]; then
+  # The debug build is the one `make test` builds (no second compile); the work is in libtorch either way.
+  say "building dpft"
+  cargo build --quiet -p harness
+  dpft="$root/target/debug/dpft"
+else
+  say "building dpft (release)"
+  cargo build --quiet --release -p harness
+  dpft="$root/target/release/dpft"
+fi
+"$dpft" info
+start=$(date +%s)
+
+if [ "$profile" = mini ] && [ "$table" = table2 ]; then
+  tok=results/tokenizers/mini-bpe-2k
+  if [ -f "$tok/tokenizer.json" ]; then
+    say "tokenizer: $tok (cached)"
+  else
+    say "tokenizer: a 2,048-id byte-level BPE on WikiText-2 (public text)"
+    "$dpft" train-tokenizer --file data:pretrain-text/wikitext-2/valid.txt --file data:pretrain-text/wikitext-2/test.txt \
+      --vocab-size 2048 --out "$tok"
+  fi
+  pre=results/pretrain-mini
+  if [ -f "$pre/model/config.json" ]; then
+    say "pretrained model: $pre/model (cached)"
+  else
+    say "pretraining the mini GPT-2 on WikiText-2 (non-private, 400 steps; a few minutes on 2 cores)"
+    resume=()
+    [ -d "$pre/checkpoints" ] && resume=(--resume)
+    "$dpft" train experiments/configs/pretrain-mini.yaml --out "$pre" "${resume[@]}"
+  fi
+fi
+
+cuda=$("$dpft" info 2>&1 | grep -c "device: cuda" || true)
+jobs=${JOBS:-$([ "$cuda" -gt 0 ] && echo 1 || echo 2)}
+status=0
+for sweep in "${sweeps[@]}"; do
+  name=$(basename "$sweep" .yaml)
+  say "sweep $sweep, profile $profile, $jobs at a time"
+  "$dpft" sweep "$sweep" --profile "$profile" --resume --jobs "$jobs" || status=$?
+  if [ "$status" -ne 0 ]; then
+    say "some runs of $sweep failed (see results/$name/$profile/sweep.json); the report covers the others"
+  fi
+  out=results/$name
+  [ "$profile" = mini ] || out=results/$name-$profile
+  say "report: $out"
+  "$dpft" report "results/$name/$profile" --out "$out" --name "$name"
+done
+say "done in $(( $(date +%s) - start )) s; tables and figures under results/"
+exit "$status"
