@@ -464,19 +464,23 @@ fn encoder_methods_train_on_classification() {
     // Tiny encoders (d = 32, 2 layers, FFN 64). LoRA r = 2 on query and value: 2 layers × 2 × (2·32 + 32·2)
     // = 512 (prompt-based: nothing else trains); top-1 with the RoBERTa classification head: one layer
     // 4·(32·32 + 32) + 2·32 + (32·64 + 64) + (64·32 + 32) + 2·32 = 8,544, head (32·32 + 32) + (32·3 + 3) = 1,155.
+    // roberta-cls has a 3-label head: MNLI (the data directory's labelled subset); a 2-label head on MNLI is
+    // refused, naming the task's label count.
     let cases = [
-        ("roberta-mlm", "prompt", "{name: lora, rank: 2}", Some(512)),
-        ("roberta-cls", "classifier", "{name: topk, top_k: 1}", Some(8_544 + 1_155)),
-        ("bert-cls", "classifier", "{name: retrain}", None),
-        ("roberta-mlm", "prompt", "{name: prefix}", None),
+        ("roberta-mlm", "prompt", "{name: lora, rank: 2}", Some(512), "sst2"),
+        ("roberta-cls", "classifier", "{name: topk, top_k: 1}", Some(8_544 + 1_155), "mnli"),
+        ("bert-cls", "classifier", "{name: retrain}", None, "sst2"),
+        ("roberta-mlm", "prompt", "{name: prefix}", None, "sst2"),
+        ("bert-cls", "classifier", "{name: full}", None, "mnli"),
     ];
-    for (model, head, method, count) in cases {
-        let cfg = tmp(&format!("sst2-{model}-{head}-method.yaml"));
+    for (model, head, method, count, task) in cases {
+        let splits = if task == "mnli" { ", train_split: subset-train, eval_split: subset-dev" } else { "" };
+        let cfg = tmp(&format!("{task}-{model}-{head}-method.yaml"));
         std::fs::write(
             &cfg,
             format!(
                 "model: {{path: {}}}
-task: {{name: sst2, head: {head}, max_length: 60, max_train_examples: 16, max_eval_examples: 8}}
+task: {{name: {task}, head: {head}, max_length: 60, max_train_examples: 16, max_eval_examples: 8{splits}}}
 method: {method}
 optimization: {{learning_rate: 1e-3, batch_size: 8, physical_batch_size: 8, steps: 2}}
 privacy: {{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.1}}
@@ -485,8 +489,13 @@ privacy: {{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.1}}
             ),
         )
         .unwrap();
-        let out = tmp(&format!("sst2-{model}-{head}-method-run"));
+        let out = tmp(&format!("{task}-{model}-{head}-method-run"));
         let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        if model == "bert-cls" && task == "mnli" {
+            assert_eq!(o.status.code(), Some(2), "a 2-label head on MNLI: {}", stderr(&o));
+            assert!(stderr(&o).contains("task mnli has 3 labels"), "{}", stderr(&o));
+            continue;
+        }
         if method.contains("prefix") {
             assert_eq!(o.status.code(), Some(2), "prefix on an encoder is refused");
             assert!(stderr(&o).contains("GPT-2"), "{}", stderr(&o));

@@ -290,6 +290,14 @@ impl BertConfig {
         }
     }
 
+    /// Sets the classification head's size (drops `id2label`, whose names would no longer fit).
+    pub fn set_num_labels(&mut self, n: i64) {
+        if self.num_labels() != n {
+            self.id2label = None;
+            self.extra.insert("num_labels".into(), serde_json::Value::from(n));
+        }
+    }
+
     /// Checks sizes and refuses options this implementation does not compute.
     pub fn check(&self, path: &Path) -> Result<Activation, ModelError> {
         for (k, v) in [

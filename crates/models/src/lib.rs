@@ -32,5 +32,7 @@ pub use data::{DataDir, DataDirSource, DataError, Dataset, DATA_DIR_ENV};
 pub use error::ModelError;
 pub use gpt2::{causal_lm_losses, BlockRgp, Gpt2LmHeadModel, KvCache};
 pub use inputs::Inputs;
-pub use loader::{from_config, load_encoder, load_gpt2, AnyModel, LoadOptions};
+pub use loader::{
+    from_config, from_config_with_labels, load_encoder, load_encoder_with_labels, load_gpt2, AnyModel, LoadOptions,
+};
 pub use tokenizer::TextTokenizer;

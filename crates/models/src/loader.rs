@@ -149,6 +149,18 @@ pub fn load_encoder(
     head: HeadKind,
     opts: &LoadOptions,
 ) -> Result<(EncoderModel, TextTokenizer), ModelError> {
+    load_encoder_with_labels(dir, head, None, opts)
+}
+
+/// [`load_encoder`] with a classification head of `num_labels` outputs whatever the config says (a task
+/// with three labels on a checkpoint whose config has two); a saved head of another size is refused
+/// with the checkpoint's mis-shaped tensors named.
+pub fn load_encoder_with_labels(
+    dir: &Path,
+    head: HeadKind,
+    num_labels: Option<i64>,
+    opts: &LoadOptions,
+) -> Result<(EncoderModel, TextTokenizer), ModelError> {
     let path = config_path(dir)?;
     let config = ModelConfig::from_file(&path)?;
     let ModelConfig::Bert(c) = &config else {
@@ -161,7 +173,11 @@ pub fn load_encoder(
     let tokenizer = TextTokenizer::from_dir(dir, &c.model_type)?;
     let weights = weights_of(dir, &config, opts)?;
     tokenizer.check_fits(c.vocab_size)?;
-    let (model, ignored, initialised) = EncoderModel::build(c.clone(), weights, head, &path)?;
+    let mut c = c.clone();
+    if let Some(n) = num_labels {
+        c.set_num_labels(n);
+    }
+    let (model, ignored, initialised) = EncoderModel::build(c, weights, head, &path)?;
     warn_loaded(dir, &ignored, &initialised);
     check_ownership(&model.dp_layers(), &model.trainable())?;
     Ok((model, tokenizer))
@@ -179,8 +195,22 @@ pub enum AnyModel {
 /// A randomly initialised model from a config file (`seed` seeds libtorch's generator), for benchmarks
 /// and the `retrain` method; encoders get `head`.
 pub fn from_config(path: &Path, head: HeadKind, opts: &LoadOptions, seed: i64) -> Result<AnyModel, ModelError> {
+    from_config_with_labels(path, head, None, opts, seed)
+}
+
+/// [`from_config`] with an encoder classification head of `num_labels` outputs.
+pub fn from_config_with_labels(
+    path: &Path,
+    head: HeadKind,
+    num_labels: Option<i64>,
+    opts: &LoadOptions,
+    seed: i64,
+) -> Result<AnyModel, ModelError> {
     opts.check()?;
-    let config = ModelConfig::from_file(path)?;
+    let mut config = ModelConfig::from_file(path)?;
+    if let (ModelConfig::Bert(c), Some(n)) = (&mut config, num_labels) {
+        c.set_num_labels(n);
+    }
     tch::manual_seed(seed);
     let weights = Weights::random(base_prefix(&config), opts.kind, opts.device);
     Ok(match config {

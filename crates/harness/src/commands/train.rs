@@ -309,12 +309,18 @@ fn load_encoder_for(
     config: &RunConfig,
     dir: &Path,
     head: models::HeadKind,
+    task: TaskName,
     opts: &LoadOptions,
 ) -> Result<(models::EncoderModel, TextTokenizer)> {
     let method = &config.method;
     let seed = config.optimization.seed as i64;
+    // A classification head has one output per label of the task (a fresh head is sized for it; a saved
+    // head of another size is refused by the loader).
+    let labels =
+        (head == models::HeadKind::SequenceClassification).then(|| crate::tasks::glue::label_names(task).len() as i64);
     let (mut model, tokenizer) = if method.name == "retrain" {
-        let any = models::from_config(&dir.join("config.json"), head, opts, seed).map_err(input_error)?;
+        let any =
+            models::from_config_with_labels(&dir.join("config.json"), head, labels, opts, seed).map_err(input_error)?;
         let models::AnyModel::Encoder(model) = any else {
             return Err(BadInput(format!("{}: classification needs a RoBERTa or BERT model", dir.display())).into());
         };
@@ -322,7 +328,10 @@ fn load_encoder_for(
         tokenizer.check_fits(model.config.vocab_size).map_err(input_error)?;
         (*model, tokenizer)
     } else {
-        models::load_encoder(dir, head, opts).map_err(input_error)?
+        models::load_encoder_with_labels(dir, head, labels, opts).map_err(input_error).with_context(|| match labels {
+            Some(n) => format!("{}: task {} has {n} labels: the classification head must have {n} outputs (a checkpoint without a head gets a fresh one)", dir.display(), task.name()),
+            None => format!("loading {}", dir.display()),
+        })?
     };
     tch::manual_seed(seed);
     let applied = match method.name.as_str() {
@@ -372,7 +381,7 @@ fn run_classification(
     let max_length = config.task.max_length;
     let batch = config.optimization.physical_batch_size;
     let finished = if config.task.head == "prompt" {
-        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::MaskedLm, opts)?;
+        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::MaskedLm, task, opts)?;
         let featuriser = PromptFeaturiser::new(&tokenizer, task).map_err(bad)?;
         let train = featuriser.featurise_all(&train, max_length).map_err(bad)?;
         let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
@@ -393,7 +402,7 @@ fn run_classification(
         };
         crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
     } else {
-        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::SequenceClassification, opts)?;
+        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::SequenceClassification, task, opts)?;
         let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
         prepare_out(out, args.resume, config)?;
