@@ -246,18 +246,24 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             eval.truncate(k);
         }
     }
-    if config.task.max_length > model.config.n_positions as usize {
-        return Err(BadInput(format!(
-            "task.max_length = {} exceeds the model's n_positions = {}",
-            config.task.max_length, model.config.n_positions
-        ))
-        .into());
+    // Positions left for text: a prefix (method prefix) takes its own in front.
+    let room = (model.config.n_positions - model.prefix_length()) as usize;
+    let of_room = || match model.prefix_length() {
+        0 => format!("the model's n_positions = {room}"),
+        p => format!(
+            "the {room} positions the model has for text (n_positions = {}, prefix {p})",
+            model.config.n_positions
+        ),
+    };
+    if config.task.max_length > room {
+        return Err(BadInput(format!("task.max_length = {} exceeds {}", config.task.max_length, of_room())).into());
     }
     if let Some(longest) = segments.iter().map(|s| s.prompt.len()).max() {
-        if longest + config.generation.max_new_tokens > model.config.n_positions as usize {
+        if longest + config.generation.max_new_tokens > room {
             return Err(BadInput(format!(
-                "generation.max_new_tokens = {} plus the longest evaluation prompt ({longest} tokens) exceeds the model's n_positions = {}",
-                config.generation.max_new_tokens, model.config.n_positions
+                "generation.max_new_tokens = {} plus the longest evaluation prompt ({longest} tokens) exceeds {}; lower max_new_tokens or task.max_length",
+                config.generation.max_new_tokens,
+                of_room()
             ))
             .into());
         }
