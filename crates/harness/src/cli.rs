@@ -446,9 +446,10 @@ pub struct SweepArgs {
     /// Which of the file's profiles to run [default: the first it lists].
     #[arg(long)]
     pub profile: Option<String>,
-    /// Runs at a time; on the CPU the cores are split between them, with several GPUs each run gets one.
-    #[arg(long, short = 'j', default_value_t = 1)]
-    pub jobs: usize,
+    /// Runs at a time [default: the number of visible GPUs when several, else 1]; on the CPU the cores are
+    /// split between them, with several GPUs each run gets one.
+    #[arg(long, short = 'j')]
+    pub jobs: Option<usize>,
     /// Skip the finished runs of an earlier invocation and continue interrupted ones from their checkpoints.
     #[arg(long)]
     pub resume: bool,

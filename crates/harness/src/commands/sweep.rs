@@ -27,7 +27,7 @@ fn devices(global: &GlobalArgs) -> Result<Vec<String>> {
 
 /// Runs the command.
 pub fn run(global: &GlobalArgs, args: &SweepArgs) -> Result<()> {
-    if args.jobs == 0 {
+    if args.jobs == Some(0) {
         return Err(BadInput("--jobs must be at least 1".into()).into());
     }
     let spec = SweepSpec::load(&args.file, args.profile.as_deref())?;
@@ -44,7 +44,7 @@ pub fn run(global: &GlobalArgs, args: &SweepArgs) -> Result<()> {
         return Ok(());
     }
     let devices = devices(global)?;
-    let jobs = args.jobs.min(runs.len());
+    let jobs = args.jobs.unwrap_or(devices.len()).min(runs.len());
     // CPU threads are split between concurrent runs; GPU runs keep libtorch's default.
     let cpu = devices.iter().all(|d| d == "cpu") || (devices == ["auto"] && tch::Cuda::device_count() == 0);
     let threads_per_run = (cpu && jobs > 1 && std::env::var_os("OMP_NUM_THREADS").is_none()).then(|| {
