@@ -1,23 +1,10 @@
 //! The `dpft` binary as a user runs it: help, version, exit codes, device and data-directory handling.
 
-use std::process::{Command, Output};
+mod support;
 
-fn dpft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpft"))
-        .args(args)
-        .env_remove("DPFT_DEVICE")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run dpft")
-}
+use std::process::Command;
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use support::{run as dpft, stderr, stdout};
 
 const SUBCOMMANDS: &[&str] = &[
     "info",

@@ -6,24 +6,14 @@
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
 
+mod support;
+
 use std::path::Path;
-use std::process::{Command, Output};
 
 use models::{HeadKind, LoadOptions};
 use tch::{Device, Kind, Tensor};
 
-fn dpft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpft"))
-        .args(args)
-        .env_remove("DPFT_DEVICE")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run dpft")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use support::{run as dpft, stderr};
 
 fn tmp(name: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_TARGET_TMPDIR")).join(name)

@@ -1,9 +1,11 @@
 //! `dpft privacy` as a user runs it: JSON layout, accountant selection, bad input, calibration.
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Output;
 
 fn dpft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpft")).args(args).env_remove("RUST_LOG").output().expect("run dpft")
+    support::run(args)
 }
 
 fn json(out: &Output) -> serde_json::Value {

@@ -3,27 +3,13 @@
 //! out by hand, in the paper's layout; figures are written (PNG decodable, SVG with its texts) only where
 //! their data exists; bad input exits with status 2.
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-fn dpft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dpft"))
-        .args(args)
-        .env_remove("DPFT_DEVICE")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run dpft")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use support::{run as dpft, stderr, stdout};
 
 fn fresh(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report").join(name);

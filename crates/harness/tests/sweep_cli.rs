@@ -5,23 +5,19 @@
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 fn dpft(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dpft"));
+    let mut cmd = support::command();
     if let Some(data) = models::DataDir::for_tests("e2e") {
         cmd.args(["--data-dir", data.root().to_str().unwrap()]);
     }
-    cmd.args(["--device", "cpu"])
-        .args(args)
-        .env_remove("DPFT_DEVICE")
-        .env_remove("RUST_LOG")
-        .env("OMP_NUM_THREADS", "1")
-        .output()
-        .expect("run dpft")
+    cmd.args(["--device", "cpu"]).args(args).env("OMP_NUM_THREADS", "1").output().expect("run dpft")
 }
 
 fn text(o: &Output) -> String {

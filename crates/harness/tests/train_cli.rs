@@ -5,27 +5,25 @@
 #[path = "../../models/tests/common/mod.rs"]
 mod common;
 
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
 fn dpft(args: &[&str]) -> Output {
     let data = models::DataDir::for_tests("e2e").expect("checked by the caller");
-    Command::new(env!("CARGO_BIN_EXE_dpft"))
+    support::command()
         .args(["--device", "cpu", "--data-dir", data.root().to_str().unwrap()])
         .args(args)
-        .env_remove("DPFT_DEVICE")
-        .env_remove("RUST_LOG")
         // Tests run two at a time on CI's 2 cores: one libtorch thread per run avoids oversubscription.
         .env("OMP_NUM_THREADS", "1")
         .output()
         .expect("run dpft")
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use support::stderr;
 
 fn tmp(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train").join(name);
