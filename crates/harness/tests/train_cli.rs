@@ -515,3 +515,24 @@ privacy: {{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.1}}
         }
     }
 }
+
+#[test]
+fn a_folder_left_with_only_its_config_is_started_again() {
+    // A start that fails before its first step leaves config.yaml alone; the next start may use the folder
+    // (a sweep's --resume relies on it), while a folder with anything else stays refused.
+    let Some(model) = setup() else { return };
+    let cfg = tmp("restart.yaml");
+    std::fs::write(&cfg, config(&model, "none").replace("steps: 4, checkpoint_every: 2", "steps: 1")).unwrap();
+    let out = tmp("restart-run");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("config.yaml"), "left over\n").unwrap();
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.join("summary.json").is_file());
+    let other = tmp("restart-foreign");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), "mine\n").unwrap();
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", other.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "mine\n");
+}

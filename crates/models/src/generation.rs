@@ -92,7 +92,7 @@ pub fn generate(
         )));
     }
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
-    let room = model.config.n_positions - model.prefix_length();
+    let room = model.text_positions();
     if (longest + config.max_new_tokens) as i64 > room {
         return Err(ModelError::Invalid(format!(
             "the longest prompt ({longest} tokens) plus max_new_tokens ({}) exceeds the {room} positions the model has for text (n_positions = {}, prefix {})",

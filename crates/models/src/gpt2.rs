@@ -414,6 +414,11 @@ impl Gpt2LmHeadModel {
         std::fs::rename(&tmp, dir).map_err(io)
     }
 
+    /// Positions left for text: n_positions less a prefix's.
+    pub fn text_positions(&self) -> i64 {
+        self.config.n_positions - self.prefix_length()
+    }
+
     /// Positions taken by a prefix (0 without one).
     pub fn prefix_length(&self) -> i64 {
         self.prefix.as_ref().map_or(0, |p| p.length)
@@ -465,7 +470,7 @@ impl Gpt2LmHeadModel {
     ) -> Result<Tensor, ModelError> {
         let past = cache.as_ref().map_or(0, |c| c.len());
         let prefix_len = self.prefix_length();
-        let room = self.config.n_positions - prefix_len;
+        let room = self.text_positions();
         let (b, t) = inputs.check(self.config.vocab_size, past, room, None)?;
         if past + t > room {
             return Err(ModelError::Invalid(format!(

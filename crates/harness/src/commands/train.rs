@@ -20,9 +20,7 @@ use crate::train::objective::CausalLm;
 /// The run folder: refuses one that holds another run (finished or with checkpoints) unless resuming,
 /// so that nothing written before is lost.
 fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
-    let has_run = out.join("summary.json").is_file()
-        || crate::train::checkpoint::exists(out)
-        || out.join("metrics.jsonl").is_file();
+    let has_run = crate::train::holds_run(out);
     if has_run && !resume {
         return Err(BadInput(format!(
             "{} already holds a run; pass --resume to continue it, or choose another --out (nothing was changed)",
@@ -36,7 +34,10 @@ fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
     if out.exists() && !out.is_dir() {
         return Err(BadInput(format!("--out {} is a file; give a folder", out.display())).into());
     }
-    let foreign = out.is_dir() && !has_run && std::fs::read_dir(out).map(|mut d| d.next().is_some()).unwrap_or(false);
+    // A lone config.yaml is what a start that failed before its first step left: it is rewritten below.
+    let foreign = out.is_dir()
+        && !has_run
+        && std::fs::read_dir(out).map(|d| d.flatten().any(|e| e.file_name() != "config.yaml")).unwrap_or(false);
     if foreign {
         return Err(BadInput(format!(
             "--out {} is not empty and holds no dpft run; give a new or empty folder (nothing was changed)",
@@ -247,7 +248,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         }
     }
     // Positions left for text: a prefix (method prefix) takes its own in front.
-    let room = (model.config.n_positions - model.prefix_length()) as usize;
+    let room = model.text_positions() as usize;
     let of_room = || match model.prefix_length() {
         0 => format!("the model's n_positions = {room}"),
         p => format!(

@@ -30,7 +30,7 @@ pub struct Run {
     pub model: String,
     /// The method key (`full`, `lora`, `prefix`, `rgp`, `top2`, `retrain`; see [`names::method_key`]).
     pub method: String,
-    /// The ε label's value: `privacy.target_epsilon`; without a target, the spent RDP ε rounded to 2
+    /// The ε label's value: `privacy.target_epsilon`; without a target, the spent RDP ε rounded up to 2
     /// decimals; `f64::INFINITY` for non-private runs.
     pub epsilon: f64,
     /// `optimization.batch_size`.
@@ -291,7 +291,8 @@ fn read_run(dir: &Path, id: String, label: Option<String>) -> Result<Run, String
         Privacy::None => f64::INFINITY,
         Privacy::Dp(p) => match (p.target_epsilon, summary["epsilon"]["rdp"].as_f64()) {
             (Some(target), _) => target,
-            (None, Some(spent)) => (spent * 100.0).round() / 100.0,
+            // Rounded up, so that the label never shows less than was spent.
+            (None, Some(spent)) => (spent * 100.0).ceil() / 100.0,
             (None, None) => {
                 return Err(format!(
                     "{}: private run without privacy.target_epsilon and without epsilon.rdp in {}: its ε is unknown",

@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use super::spec::{compact, RunSpec, SweepSpec};
 use crate::exit::BadInput;
 use crate::run_config;
-use crate::train::write_json;
+use crate::train::{holds_run, write_json};
 
 /// How to run.
 #[derive(Debug, Clone)]
@@ -76,11 +76,6 @@ fn finished_status(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v["status"].as_str().filter(|s| matches!(*s, "finished" | "stopped_at_budget")).map(String::from)
-}
-
-/// Whether `dpft train` has started a run in `dir`.
-fn has_run(dir: &Path) -> bool {
-    dir.join("config.yaml").is_file() || dir.join("metrics.jsonl").is_file() || dir.join("checkpoints").is_dir()
 }
 
 impl RunState {
@@ -152,13 +147,13 @@ pub fn preflight(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Resul
     }
     for run in runs {
         let dir = run_dir(out, &run.id);
-        if !opts.resume && has_run(&dir) {
+        if !opts.resume && holds_run(&dir) {
             return Err(BadInput(format!(
                 "{} already holds a run; pass --resume to continue it (nothing was changed)",
                 dir.display()
             )));
         }
-        if has_run(&dir) {
+        if holds_run(&dir) {
             let previous = std::fs::read_to_string(dir.join("config.yaml")).unwrap_or_default();
             if !previous.is_empty() && previous != run_config::to_yaml(&run.config) {
                 return Err(BadInput(format!(
@@ -257,7 +252,7 @@ pub fn run_all(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Result<
         while !pending.is_empty() && !free_slots.is_empty() {
             let i = pending.pop().expect("non-empty");
             let slot = free_slots.pop().expect("non-empty");
-            let resume = has_run(&run_dir(out, &runs[i].id));
+            let resume = holds_run(&run_dir(out, &runs[i].id));
             let child = spawn(&runs[i], opts, slot, resume)?;
             states[i].status = "running".into();
             states[i].error = None;

@@ -479,6 +479,12 @@ pub fn train(
     Ok(Finished { summary })
 }
 
+/// Whether `out` holds a run that `dpft train` started: a summary, checkpoints or step metrics. (A lone
+/// `config.yaml` is what a start that failed before its first step leaves; the next start rewrites it.)
+pub fn holds_run(out: &Path) -> bool {
+    out.join("summary.json").is_file() || checkpoint::exists(out) || out.join("metrics.jsonl").is_file()
+}
+
 /// Writes pretty JSON atomically.
 pub fn write_json(path: &Path, value: &Value) -> Result<()> {
     let tmp: PathBuf = path.with_extension("json.tmp");
