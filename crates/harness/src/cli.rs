@@ -91,28 +91,16 @@ pub enum Command {
     /// averaged (mean ± sample std, n); where a (method, ε) has several settings (a hyperparameter sweep), the
     /// one with the best mean headline metric is shown and a note says so. Layouts follow Li et al., ICLR 2022.
     Report(ReportArgs),
-    /// [not yet available] Time and measure memory of private vs non-private training steps.
-    Bench(Planned),
-}
-
-impl Command {
-    /// The subcommand's name as typed on the command line.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Info(_) => "info",
-            Self::Data(_) => "data",
-            Self::Privacy(_) => "privacy",
-            Self::Train(_) => "train",
-            Self::TrainTokenizer(_) => "train-tokenizer",
-            Self::EvalGen(_) => "eval-gen",
-            Self::Score(_) => "score",
-            Self::Generate(_) => "generate",
-            Self::ClipCheck(_) => "clip-check",
-            Self::Sweep(_) => "sweep",
-            Self::Report(_) => "report",
-            Self::Bench(_) => "bench",
-        }
-    }
+    /// Time whole training steps and measure peak memory, private (bk, ghost, naive) or non-private.
+    ///
+    /// Random weights from a built-in architecture or a config file (or a checkpoint folder's weights), random
+    /// inputs [batch, seq_len]; each step is forward, backward, per-example clipping, noise and an Adam update,
+    /// as `dpft train` makes it. GPT-2 takes the causal-LM loss on every token; RoBERTa/BERT a two-label
+    /// classification head. Reports the median step time over --steps after --warmup, examples per second
+    /// and peak memory (CPU: the process's resident-set high-water mark; CUDA: device memory held at the end).
+    /// `--max-batch --mem-limit BYTES` instead searches the largest batch whose step fits, one process per
+    /// candidate. `make bench` runs this next to the Python reference (transformers, Opacus).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -502,11 +490,64 @@ pub struct ReportArgs {
     pub no_figures: bool,
 }
 
-/// Arguments of a subcommand that this version does not have yet; accepted so the message can say so.
 #[derive(Debug, Args)]
-pub struct Planned {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    pub args: Vec<String>,
+#[command(after_help = "JSON (--json): {\"impl\": \"dpft\", \"mode\", \"model\", \"batch_size\", \"seq_len\", \
+                        \"median_step_s\", \"examples_per_s\", \"peak_mem_bytes\", \"peak_mem_kind\", \"step_times_s\", …}; \
+                        with --max-batch also \"max_batch_size\", \"mem_limit_bytes\" and \"trials\".\n\
+                        Examples:\n  dpft bench --model gpt2 --batch-size 8 --seq-len 128 --mode bk --json\n  \
+                        dpft bench --model gpt2 --seq-len 128 --mode ghost --max-batch --mem-limit 16G")]
+pub struct BenchArgs {
+    /// The model: gpt2, gpt2-medium, gpt2-large, roberta-base, roberta-large (built-in architectures, random
+    /// weights), a config.json (random weights), or a Hugging Face model folder (its weights).
+    #[arg(long, value_name = "MODEL")]
+    pub model: String,
+    /// Examples per step (one physical batch).
+    #[arg(long, value_name = "B", required_unless_present = "max_batch")]
+    pub batch_size: Option<i64>,
+    /// Tokens per example.
+    #[arg(long, value_name = "T")]
+    pub seq_len: i64,
+    /// nonprivate (plain backward), bk (book-keeping), ghost (the paper's two passes), naive (per-example
+    /// gradients).
+    #[arg(long, value_enum)]
+    pub mode: crate::bench::step::BenchMode,
+    /// Timed steps (the median is reported).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    pub steps: usize,
+    /// Untimed steps first (allocations, libtorch's kernel choices).
+    #[arg(long, default_value_t = 1, value_name = "K")]
+    pub warmup: usize,
+    /// Parameter dtype (bf16 on CUDA only).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub dtype: DtypeArg,
+    /// C, the per-example clipping norm of the private modes.
+    #[arg(long, default_value_t = 1.0, value_name = "C")]
+    pub max_grad_norm: f64,
+    /// σ, the noise multiplier of the private modes (the noise is drawn either way; σ = 0 adds zeros).
+    #[arg(long, default_value_t = 1.0, value_name = "SIGMA")]
+    pub noise_multiplier: f64,
+    /// Seed of the random weights, inputs and noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Give GPT-2's lm_head its own copy of wte (Opacus ghost clipping cannot clip a tied weight, so the
+    /// comparison with it is made on the untied model on both sides).
+    #[arg(long)]
+    pub untie_lm_head: bool,
+    /// Search the largest batch size whose step fits in --mem-limit (instead of timing --batch-size).
+    #[arg(long, requires = "mem_limit", conflicts_with = "batch_size")]
+    pub max_batch: bool,
+    /// Memory limit of --max-batch: bytes, or with a unit K/M/G/T (powers of 1024), e.g. 16G.
+    #[arg(long, value_name = "BYTES", value_parser = crate::bench::max_batch::parse_bytes)]
+    pub mem_limit: Option<u64>,
+    /// Largest batch size --max-batch tries.
+    #[arg(long, default_value_t = 4096, value_name = "B")]
+    pub max_batch_cap: i64,
+    /// Print JSON on stdout (one object) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write the JSON report to this file (atomically).
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
 }
 
 #[cfg(test)]

@@ -51,15 +51,6 @@ fn bad_usage_exits_2() {
 }
 
 #[test]
-fn unavailable_command_says_so_and_exits_1() {
-    let out = dpft(&["bench", "--model", "gpt2"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
-    assert!(err.starts_with("error: `dpft bench` is not available yet"), "{err}");
-    assert!(err.contains("nothing was run"), "{err}");
-}
-
-#[test]
 fn cuda_request_without_gpu_fails_closed() {
     if tch::Cuda::is_available() {
         let out = dpft(&["info", "--device", "cuda"]);

@@ -33,6 +33,7 @@ pub use error::ModelError;
 pub use gpt2::{causal_lm_losses, BlockRgp, Gpt2LmHeadModel, KvCache};
 pub use inputs::Inputs;
 pub use loader::{
-    from_config, from_config_with_labels, load_encoder, load_encoder_with_labels, load_gpt2, AnyModel, LoadOptions,
+    from_config, from_config_with_labels, from_model_config, load_encoder, load_encoder_with_labels, load_gpt2,
+    AnyModel, LoadOptions,
 };
 pub use tokenizer::TextTokenizer;

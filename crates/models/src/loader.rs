@@ -206,8 +206,21 @@ pub fn from_config_with_labels(
     opts: &LoadOptions,
     seed: i64,
 ) -> Result<AnyModel, ModelError> {
+    from_model_config(ModelConfig::from_file(path)?, path, head, num_labels, opts, seed)
+}
+
+/// [`from_config_with_labels`] on a parsed config; `origin` names it in error messages (a file, or a
+/// built-in config's name).
+pub fn from_model_config(
+    mut config: ModelConfig,
+    origin: &Path,
+    head: HeadKind,
+    num_labels: Option<i64>,
+    opts: &LoadOptions,
+    seed: i64,
+) -> Result<AnyModel, ModelError> {
+    let path = origin;
     opts.check()?;
-    let mut config = ModelConfig::from_file(path)?;
     if let (ModelConfig::Bert(c), Some(n)) = (&mut config, num_labels) {
         c.set_num_labels(n);
     }

@@ -91,7 +91,8 @@ impl DpOptimizer {
     }
 
     /// The state to checkpoint: the step count and the moments, named `{param}.m` / `{param}.v` (empty
-    /// before the first step).
+    /// before the first step). The tensors share storage with the live moments, which the next
+    /// [`step`](Self::step) updates in place: write them out before stepping again.
     pub fn state(&self, params: &[(String, Tensor)]) -> (u64, Vec<(String, Tensor)>) {
         let mut out = Vec::with_capacity(2 * self.state.len());
         for ((name, _), (m, v)) in params.iter().zip(&self.state) {
@@ -121,7 +122,8 @@ impl DpOptimizer {
                     like.size()
                 )));
             }
-            Ok(t.to_device(like.device()).to_kind(like.kind()).detach())
+            // A copy: the moments are updated in place, and `tensors` may be another optimizer's live state.
+            Ok(t.to_device(like.device()).to_kind(like.kind()).detach().copy())
         };
         if step > 0 && tensors.is_empty() {
             return Err(EngineError::Invalid(format!(
@@ -161,14 +163,20 @@ impl DpOptimizer {
                         let _ = p.g_sub_(&(&*m * lr));
                     }
                     OptimizerKind::Adam | OptimizerKind::AdamW { .. } => {
+                        // In place, two temporaries per tensor (g² and the denominator), as torch.optim.Adam:
+                        // m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − (lr/(1−β₁ᵗ))·m / (√v/√(1−β₂ᵗ) + ε).
                         if let OptimizerKind::AdamW { weight_decay } = self.kind {
-                            let _ = p.g_sub_(&(&p * (lr * weight_decay)));
+                            let _ = p.g_mul_scalar_(1.0 - lr * weight_decay);
                         }
-                        *m = &*m * b1 + g * (1.0 - b1);
-                        *v = &*v * b2 + g.square() * (1.0 - b2);
-                        let m_hat = &*m / (1.0 - b1.powi(t as i32));
-                        let v_hat = &*v / (1.0 - b2.powi(t as i32));
-                        let _ = p.g_sub_(&(m_hat / (v_hat.sqrt() + self.eps) * lr));
+                        let _ = m.lerp_(g, 1.0 - b1);
+                        let _ = v.lerp_(&g.square(), 1.0 - b2);
+                        let step_size = lr / (1.0 - b1.powi(t as i32));
+                        let mut denom = v.sqrt();
+                        let _ = denom.g_div_scalar_((1.0 - b2.powi(t as i32)).sqrt());
+                        let _ = denom.g_add_scalar_(self.eps);
+                        // addcdiv_ has no scale argument in tch: fold −step_size into the denominator.
+                        let _ = denom.g_mul_scalar_(-1.0 / step_size);
+                        let _ = p.addcdiv_(m, &denom);
                     }
                 }
             }

@@ -1,5 +1,6 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod bench;
 mod clip_check;
 mod data;
 pub mod eval_gen;
@@ -19,7 +20,6 @@ use crate::cli::{Cli, Command};
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let name = cli.command.name();
     match cli.command {
         Command::Info(args) => info::run(&cli.global, &args),
         Command::Data(cmd) => data::run(&cli.global, &cmd),
@@ -32,10 +32,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::EvalGen(args) => eval_gen::run(&args),
         Command::Sweep(args) => sweep::run(&cli.global, &args),
         Command::Report(args) => report::run(&args),
-        Command::Bench(_) => Err(anyhow::anyhow!(
-            "`dpft {name}` is not available yet in dpft {}: nothing was run. The README's \"Status\" section \
-             lists what works so far.",
-            env!("CARGO_PKG_VERSION")
-        )),
+        Command::Bench(args) => bench::run(&cli.global, &args),
     }
 }
