@@ -16,7 +16,7 @@ PY := $(DPFT_VENV)/bin/python
 PROFILE ?= mini
 MODEL_DIR ?=
 
-.PHONY: help setup build test test-rust test-python lint data reproduce-table2 reproduce-table1 bench-accounting bench-models clean
+.PHONY: help setup build test test-rust test-python lint data reproduce-table2 reproduce-table1 bench-accounting bench-models bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -59,6 +59,10 @@ bench-accounting: setup ## Time the accountants next to dp-accounting, prv-accou
 
 bench-models: setup ## Time a GPT-2 training step next to transformers (PyTorch eager); writes results/bench/model_step.*
 	$(PY) python/bench/bench_model_step.py
+
+bench: setup ## dpft bk/ghost/naive vs PyTorch/Opacus: step time, memory, max batch (BENCH_PROFILE=cpu|paper); results/bench/
+	BENCH_PROFILE="$(BENCH_PROFILE)" BENCH_DEVICE="$(BENCH_DEVICE)" BENCH_MEM_LIMIT="$(BENCH_MEM_LIMIT)" BENCH_OUT="$(BENCH_OUT)" \
+	  $(PY) python/bench/run_bench.py $(BENCH_ARGS)
 
 clean: ## Remove build outputs (keeps the Python environment and data)
 	cargo clean

@@ -369,7 +369,7 @@ fn micro_batches_accumulate_to_the_big_batch() {
             NormMethod::Auto,
         )
         .unwrap();
-        acc.add(&part).unwrap();
+        acc.add(part).unwrap();
     }
     assert_eq!(acc.examples(), 4);
     for ((name, a), (_, w)) in acc.sums().iter().zip(&whole.grads) {

@@ -2,15 +2,20 @@
 //! g̃ = (Σ_i c_i g_i + N(0, σ²C²·I)) / B, with B the *expected* batch size (q·n for Poisson sampling), not
 //! the realised one, so that the released mean does not depend on the batch size.
 //!
-//! Draws are made in Rust, not by libtorch: ChaCha20 streams (`rand_chacha`) filled in parallel chunks
-//! (`rayon`), keyed by (seed, step, parameter index) with one stream per chunk. This is reproducible from
-//! the seed regardless of thread count, independent of libtorch's global generator (which other code and
-//! parallel tests also use), and parallel where libtorch's CPU `normal_` is serial. The tensor is then
+//! Draws are made in Rust, not by libtorch: the ChaCha20 keystream (RustCrypto's `chacha20`, which picks
+//! its AVX2 code at run time) keyed by (seed, step, parameter index), cut into chunks of 2^16 draws that
+//! are filled in parallel (`rayon`), chunk c from the keystream with nonce c (independent streams, so a
+//! chunk never reads another's words however many the ziggurat rejects). Each draw is `rand_distr`'s ziggurat N(0, 1) over 64-bit words of the
+//! keystream. This is reproducible from the seed regardless of thread count, independent of libtorch's
+//! global generator (which other code and parallel tests also use), and parallel where libtorch's CPU
+//! `normal_` is serial. Measured for 124M f32 draws on 2 cores: 1.07 s with `rand_chacha` 0.3,
+//! ~0.7 s with this keystream. The tensor is then
 //! moved to the parameter's device (on CUDA, see [`GaussianNoise::sample`]). `Secure` draws a fresh 256-bit key from the OS for every call: no
 //! seed can reproduce the noise (the cost is one `getrandom` call per parameter tensor per step).
 
-use rand::{Rng, RngCore, SeedableRng};
-use rand_chacha::ChaCha20Rng;
+use chacha20::cipher::{KeyIvInit, StreamCipher};
+use chacha20::ChaCha20;
+use rand::{Rng, RngCore};
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use tch::{Kind, Tensor};
@@ -18,6 +23,60 @@ use tch::{Kind, Tensor};
 use super::EngineError;
 
 const CHUNK: usize = 1 << 16;
+
+/// 64-bit words from one chunk's ChaCha20 keystream, for `rand_distr`'s samplers.
+/// (`rand_core`'s block-RNG wrappers would fit, but `chacha20` 0.9 no longer ships its `RngCore`.)
+struct Keystream {
+    cipher: ChaCha20,
+    buf: [u8; 4096],
+    pos: usize,
+}
+
+impl Keystream {
+    fn new(key: &[u8; 32], chunk: usize) -> Self {
+        let mut nonce = [0u8; 12];
+        nonce[..8].copy_from_slice(&(chunk as u64).to_le_bytes());
+        Self { cipher: ChaCha20::new(key.into(), &nonce.into()), buf: [0; 4096], pos: 4096 }
+    }
+
+    fn refill(&mut self) {
+        self.buf.fill(0);
+        self.cipher.apply_keystream(&mut self.buf);
+        self.pos = 0;
+    }
+}
+
+impl RngCore for Keystream {
+    fn next_u32(&mut self) -> u32 {
+        if self.pos + 4 > self.buf.len() {
+            self.refill();
+        }
+        let v = u32::from_le_bytes(self.buf[self.pos..self.pos + 4].try_into().expect("4 bytes"));
+        self.pos += 4;
+        v
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        if self.pos + 8 > self.buf.len() {
+            self.refill();
+        }
+        let v = u64::from_le_bytes(self.buf[self.pos..self.pos + 8].try_into().expect("8 bytes"));
+        self.pos += 8;
+        v
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
 
 /// Where the noise's randomness comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,22 +129,19 @@ impl GaussianNoise {
             return Tensor::randn(like.size(), (like.kind(), like.device())) * std;
         }
         let n = like.numel();
-        let fill = |chunk: usize, out: &mut dyn FnMut(&mut ChaCha20Rng)| {
-            let mut rng = ChaCha20Rng::from_seed(key);
-            rng.set_stream(chunk as u64);
-            out(&mut rng)
-        };
         let t = if like.kind() == Kind::Double {
             let mut v = vec![0f64; n];
             v.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| {
-                fill(c, &mut |rng| xs.iter_mut().for_each(|x| *x = rng.sample::<f64, _>(StandardNormal) * std))
+                let mut rng = Keystream::new(&key, c);
+                xs.iter_mut().for_each(|x| *x = rng.sample::<f64, _>(StandardNormal) * std)
             });
             Tensor::from_slice(&v)
         } else {
             let std = std as f32;
             let mut v = vec![0f32; n];
             v.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| {
-                fill(c, &mut |rng| xs.iter_mut().for_each(|x| *x = rng.sample::<f32, _>(StandardNormal) * std))
+                let mut rng = Keystream::new(&key, c);
+                xs.iter_mut().for_each(|x| *x = rng.sample::<f32, _>(StandardNormal) * std)
             });
             Tensor::from_slice(&v)
         };
@@ -119,8 +175,11 @@ impl GaussianNoise {
             .iter()
             .enumerate()
             .map(|(i, (name, g))| {
-                let noisy = if std > 0.0 { g + self.sample(g, std, step, i as u64) } else { g.shallow_clone() };
-                (name.clone(), noisy / expected_batch)
+                // In place on the fresh noise tensor: no further temporaries of the parameter's size.
+                let mut out = if std > 0.0 { self.sample(g, std, step, i as u64) } else { g.zeros_like() };
+                let _ = out.g_add_(g);
+                let _ = out.g_div_scalar_(expected_batch);
+                (name.clone(), out)
             })
             .collect())
     }

@@ -13,10 +13,14 @@ use super::EngineError;
 use crate::accounting::{AccountantKind, Accountants, Event, History};
 
 /// Running clipped sums of one logical batch, with the per-example norms seen so far.
+///
+/// The first micro-batch's gradients become the sums (no zero-filled buffers of the model's size are
+/// allocated and added to); later micro-batches are added in place.
 #[derive(Debug)]
 pub struct ClippedSum {
     sums: Vec<(String, Tensor)>,
     norms: Vec<f64>,
+    owned: bool,
 }
 
 /// Per-step diagnostics of clipping and noise.
@@ -37,20 +41,35 @@ pub struct StepDiagnostics {
 }
 
 impl ClippedSum {
-    /// Zero sums shaped like the trainable parameters (an empty Poisson batch releases noise only).
+    /// Zero sums shaped like the trainable parameters (an empty Poisson batch releases noise only). The
+    /// zeros are broadcast views of one scalar until the first micro-batch arrives.
     pub fn zeros(trainable: &[(String, Tensor)]) -> Self {
-        Self { sums: trainable.iter().map(|(n, t)| (n.clone(), t.zeros_like().detach())).collect(), norms: Vec::new() }
+        let sums = trainable
+            .iter()
+            .map(|(n, t)| (n.clone(), Tensor::zeros([], (t.kind(), t.device())).expand(t.size(), true)))
+            .collect();
+        Self { sums, norms: Vec::new(), owned: false }
     }
 
-    /// Adds one micro-batch's clipped sums.
-    pub fn add(&mut self, part: &ClipOutput) -> Result<(), EngineError> {
+    /// Adds one micro-batch's clipped sums (taking its gradients).
+    pub fn add(&mut self, part: ClipOutput) -> Result<(), EngineError> {
         if part.grads.len() != self.sums.len() || part.grads.iter().zip(&self.sums).any(|((a, _), (b, _))| a != b) {
             return Err(EngineError::Invalid("micro-batch gradients do not match the parameters (names/order)".into()));
         }
-        for ((_, acc), (_, g)) in self.sums.iter_mut().zip(&part.grads) {
-            *acc += g;
+        if let Some(((name, _), _)) = part.grads.iter().zip(&self.sums).find(|((_, g), (_, s))| g.size() != s.size()) {
+            return Err(EngineError::Invalid(format!("micro-batch gradient `{name}` has the wrong shape")));
         }
         self.norms.extend(Vec::<f64>::try_from(&part.norms.to_kind(Kind::Double)).map_err(EngineError::Backward)?);
+        if self.owned {
+            for ((_, acc), (_, g)) in self.sums.iter_mut().zip(&part.grads) {
+                *acc += g;
+            }
+        } else {
+            // Owned from now on and added to in place: a view (e.g. a broadcast) becomes its own buffer.
+            self.sums =
+                part.grads.into_iter().map(|(n, g)| (n, if g.is_contiguous() { g } else { g.contiguous() })).collect();
+            self.owned = true;
+        }
         Ok(())
     }
 

@@ -209,7 +209,7 @@ impl Stepper {
                     let mut tape = Tape::on();
                     let losses = self.workload.losses(&mut tape)?;
                     lap("forward", self, &mut phases);
-                    sum.add(&clipper.clip(&losses, &tape, &self.trainable)?)?;
+                    sum.add(clipper.clip(&losses, &tape, &self.trainable)?)?;
                 }
                 lap("backward", self, &mut phases);
                 let released = release(
@@ -227,14 +227,11 @@ impl Stepper {
             }
             None => {
                 let params: Vec<&Tensor> = self.trainable.iter().map(|(_, t)| t).collect();
-                let mut acc: Vec<Tensor> = params.iter().map(|p| p.zeros_like()).collect();
+                // As the training loop with one micro-batch: its gradient is the sum.
                 let losses = self.workload.losses(&mut Tape::off())?;
                 lap("forward", self, &mut phases);
                 let batch = losses.size()[0];
-                let g = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &params, false, false)?;
-                for (a, g) in acc.iter_mut().zip(g) {
-                    *a += g;
-                }
+                let acc = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &params, false, false)?;
                 let scale = 1.0 / batch.max(1) as f64;
                 let grads =
                     self.trainable.iter().map(|(n, _)| n.clone()).zip(acc.into_iter().map(|a| a * scale)).collect();

@@ -331,7 +331,7 @@ pub fn train(
                     let mut tape = Tape::on();
                     let losses = objective.losses(chunk, true, &mut tape)?;
                     loss_sum += losses.sum(Kind::Double).double_value(&[]);
-                    sum.add(&dp.clipper.clip(&losses, &tape, &trainable)?)?;
+                    sum.add(dp.clipper.clip(&losses, &tape, &trainable)?)?;
                 }
                 let diag = sum.diagnostics(dp.clipper.max_grad_norm, dp.sigma);
                 let accountants = Accountants::default();
@@ -358,15 +358,21 @@ pub fn train(
             }
             None => {
                 let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
-                let mut acc: Vec<Tensor> = params.iter().map(|p| p.zeros_like()).collect();
+                // The first micro-batch's gradients become the sum; later ones are added in place.
+                let mut acc: Option<Vec<Tensor>> = None;
                 for chunk in batch.chunks(o.physical_batch_size) {
                     let losses = objective.losses(chunk, true, &mut Tape::off())?;
                     loss_sum += losses.sum(Kind::Double).double_value(&[]);
                     let g = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &params, false, false)?;
-                    for (a, g) in acc.iter_mut().zip(g) {
-                        *a += g;
-                    }
+                    acc = Some(match acc {
+                        None => g,
+                        Some(mut a) => {
+                            a.iter_mut().zip(g).for_each(|(a, g)| *a += g);
+                            a
+                        }
+                    });
                 }
+                let acc = acc.unwrap_or_else(|| params.iter().map(|p| p.zeros_like()).collect());
                 let scale = 1.0 / batch.len().max(1) as f64;
                 Some((trainable.iter().map(|(n, _)| n.clone()).zip(acc.into_iter().map(|a| a * scale)).collect(), None))
             }

@@ -132,10 +132,15 @@ impl DpRecord for LinearRecord {
 
     fn weighted_grads(&self, grad_output: &Tensor, c: &Tensor) -> Vec<Tensor> {
         let g = as_btn(grad_output);
-        let a = &self.input * c.reshape([-1, 1, 1]);
+        // Σ_i c_i G_iᵀ A_i as one matrix product over all B·T rows, with c scaling the narrower of A and G.
+        let (p, d) = (self.input.size()[2], g.size()[2]);
+        let scale = c.reshape([-1, 1, 1]);
+        let (a, gs) =
+            if p <= d { (&self.input * &scale, g.shallow_clone()) } else { (self.input.shallow_clone(), &g * &scale) };
+        let (a, gs) = (a.reshape([-1, p]), gs.reshape([-1, d]));
         let weight = match self.layout {
-            WeightLayout::OutIn => Tensor::einsum("btd,btp->dp", &[&g, &a], None::<i64>),
-            WeightLayout::InOut => Tensor::einsum("btp,btd->pd", &[&a, &g], None::<i64>),
+            WeightLayout::OutIn => gs.tr().mm(&a),
+            WeightLayout::InOut => a.tr().mm(&gs),
         };
         let mut out = vec![weight];
         if self.bias.is_some() {
