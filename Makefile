@@ -16,7 +16,7 @@ PY := $(DPFT_VENV)/bin/python
 PROFILE ?= mini
 MODEL_DIR ?=
 
-.PHONY: help setup build test test-rust test-python lint data reproduce-table2 reproduce-table1 bench-accounting bench-models bench clean
+.PHONY: help setup build test test-rust test-python lint data reproduce-table2 reproduce-table1 bench-accounting bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,9 +56,6 @@ reproduce-table1: setup ## Table 1 (sentence classification), same PROFILE / MOD
 
 bench-accounting: setup ## Time the accountants next to dp-accounting, prv-accountant and opacus
 	$(PY) python/bench/bench_accounting.py
-
-bench-models: setup ## Time a GPT-2 training step next to transformers (PyTorch eager); writes results/bench/model_step.*
-	$(PY) python/bench/bench_model_step.py
 
 bench: setup ## dpft bk/ghost/naive vs PyTorch/Opacus: step time, memory, max batch (BENCH_PROFILE=cpu|paper); results/bench/
 	BENCH_PROFILE="$(BENCH_PROFILE)" BENCH_DEVICE="$(BENCH_DEVICE)" BENCH_MEM_LIMIT="$(BENCH_MEM_LIMIT)" BENCH_OUT="$(BENCH_OUT)" \

@@ -131,30 +131,27 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<()> {
     let med = median(&times);
     let phases: serde_json::Map<String, Value> =
         phase_times.iter().map(|(n, v)| (n.to_string(), json!(median(v)))).collect();
-    let report = json!({
-        "impl": "dpft",
-        "version": env!("CARGO_PKG_VERSION"),
-        "mode": args.mode.name(),
-        "model": args.model,
-        "weights": resolved.weights,
-        "batch_size": batch,
-        "seq_len": args.seq_len,
-        "median_step_s": med,
-        "examples_per_s": batch as f64 / med,
-        "peak_mem_bytes": mem.bytes,
-        "peak_mem_kind": mem.kind,
-        "step_times_s": times,
-        "phase_median_s": phases,
-        "steps": args.steps,
-        "warmup": args.warmup,
-        "device": device_name(device),
-        "dtype": dtype_name(args.dtype),
-        "threads": tch::get_num_threads(),
-        "parameters": parameters,
-        "max_grad_norm": args.max_grad_norm,
-        "noise_multiplier": args.noise_multiplier,
-        "lm_head_tied": stepper_model_tied,
-    });
+    let report = with_head(
+        args,
+        device,
+        json!({
+            "weights": resolved.weights,
+            "batch_size": batch,
+            "median_step_s": med,
+            "examples_per_s": batch as f64 / med,
+            "peak_mem_bytes": mem.bytes,
+            "peak_mem_kind": mem.kind,
+            "step_times_s": times,
+            "phase_median_s": phases,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "threads": tch::get_num_threads(),
+            "parameters": parameters,
+            "max_grad_norm": args.max_grad_norm,
+            "noise_multiplier": args.noise_multiplier,
+            "lm_head_tied": stepper_model_tied,
+        }),
+    );
     let (lo, hi) = times.iter().fold((f64::INFINITY, 0f64), |(a, b), &t| (a.min(t), b.max(t)));
     let human = format!(
         "dpft bench: {} ({} weights, {parameters} trainable parameters), mode {}, batch {batch} × {} tokens, {}, {}, {} threads\n  \
@@ -177,6 +174,23 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<()> {
         phase_times.iter().map(|(n, v)| format!("{n} {:.4} s", median(v))).collect::<Vec<_>>().join(", "),
     );
     emit(args, &report, &human)
+}
+
+/// `body` with the keys every report starts with: what ran, where, in which precision.
+fn with_head(args: &BenchArgs, device: Device, body: Value) -> Value {
+    let mut report = json!({
+        "impl": "dpft",
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": args.mode.name(),
+        "model": args.model,
+        "seq_len": args.seq_len,
+        "device": device_name(device),
+        "dtype": dtype_name(args.dtype),
+    });
+    if let (Value::Object(head), Value::Object(body)) = (&mut report, body) {
+        head.extend(body);
+    }
+    report
 }
 
 fn device_name(device: Device) -> String {
@@ -242,24 +256,21 @@ fn run_max_batch(global: &GlobalArgs, args: &BenchArgs) -> Result<()> {
     let (best, trials) = search(&exe, &child_args, limit, args.max_batch_cap, watch_rss, &mut on_trial)?;
     let at_best = trials.iter().find(|t| t.batch_size == best && t.fits);
     let med = at_best.and_then(|t| t.median_step_s);
-    let report = json!({
-        "impl": "dpft",
-        "version": env!("CARGO_PKG_VERSION"),
-        "mode": args.mode.name(),
-        "model": args.model,
-        "seq_len": args.seq_len,
-        "mem_limit_bytes": limit,
-        "max_batch_size": best,
-        "max_batch_cap": args.max_batch_cap,
-        "batch_size": best,
-        "median_step_s": med,
-        "examples_per_s": med.map(|m| best as f64 / m),
-        "peak_mem_bytes": at_best.and_then(|t| t.peak_mem_bytes),
-        "peak_mem_kind": memory::peak(device).kind,
-        "device": device_name(device),
-        "dtype": dtype_name(args.dtype),
-        "trials": trials,
-    });
+    let report = with_head(
+        args,
+        device,
+        json!({
+            "mem_limit_bytes": limit,
+            "max_batch_size": best,
+            "max_batch_cap": args.max_batch_cap,
+            "batch_size": best,
+            "median_step_s": med,
+            "examples_per_s": med.map(|m| best as f64 / m),
+            "peak_mem_bytes": at_best.and_then(|t| t.peak_mem_bytes),
+            "peak_mem_kind": memory::peak(device).kind,
+            "trials": trials,
+        }),
+    );
     let human = format!(
         "dpft bench --max-batch: {} mode {}, {} tokens, limit {}: largest batch {best}{}\n  ({} trials; each a warm-up and a timed step in its own process)\n",
         args.model,

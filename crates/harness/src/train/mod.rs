@@ -88,10 +88,7 @@ impl Metrics {
 
 /// The resident-set high-water mark of this process in bytes (Linux `VmHWM`), if known.
 pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
+    crate::bench::memory::proc_status_bytes(std::process::id(), "VmHWM:")
 }
 
 /// A stable hash of the resolved config (FNV-1a of its YAML), to refuse resuming under another config.
