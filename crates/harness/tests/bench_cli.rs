@@ -215,6 +215,11 @@ fn bad_input_exits_2_naming_what_to_fix() {
         (vec!["--model", &gpt2, "--seq-len", "8", "--mode", "bk", "--max-batch"], "--mem-limit"),
         (vec!["--model", &gpt2, "--seq-len", "8", "--mode", "bk", "--max-batch", "--mem-limit", "8X"], "unknown unit"),
         (vec!["--model", &gpt2, "--seq-len", "8", "--mode", "bk"], "--batch-size"),
+        // With --max-batch the model is built in the candidates' processes: their refusal is still exit 2.
+        (
+            vec!["--model", "gpt5", "--seq-len", "8", "--mode", "bk", "--max-batch", "--mem-limit", "4G"],
+            "gpt2, gpt2-medium",
+        ),
         (
             vec!["--model", &gpt2, "--batch-size", "2", "--seq-len", "8", "--mode", "bk", "--max-grad-norm", "0"],
             "--max-grad-norm",

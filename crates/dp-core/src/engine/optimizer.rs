@@ -171,6 +171,9 @@ impl DpOptimizer {
                         let _ = m.lerp_(g, 1.0 - b1);
                         let _ = v.lerp_(&g.square(), 1.0 - b2);
                         let step_size = lr / (1.0 - b1.powi(t as i32));
+                        if step_size == 0.0 {
+                            continue; // lr 0 (a linear schedule's last step): the moments move, the weights do not
+                        }
                         let mut denom = v.sqrt();
                         let _ = denom.g_div_scalar_((1.0 - b2.powi(t as i32)).sqrt());
                         let _ = denom.g_add_scalar_(self.eps);

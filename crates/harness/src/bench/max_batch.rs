@@ -96,6 +96,13 @@ fn trial(exe: &Path, args: &[String], batch: i64, limit: u64, watch_rss: bool) -
                 reason: Some("ran out of memory".into()),
             });
         }
+        if status.code() == Some(2) {
+            // The child refused its input (model, sequence length, …): the same input error for the search.
+            bail!(crate::exit::BadInput(format!(
+                "the trial with batch size {batch} refused its input: {}",
+                stderr.trim()
+            )));
+        }
         bail!("the trial with batch size {batch} failed ({status}): {}", stderr.trim());
     }
     let report: Value = serde_json::from_str(stdout.trim())

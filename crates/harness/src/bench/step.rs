@@ -4,7 +4,7 @@
 //! Alg. 1): forward pass on random inputs with dropout on, per-example losses, then
 //! - `nonprivate`: one backward pass to the parameters, the mean gradient;
 //! - `bk` / `ghost` / `naive`: per-example clipping by the engine's mode ([`ClipMode`]), the clipped sum
-//!   accumulated as the training loop does ([`ClippedSum`]), Gaussian noise N(0, σ²C²) added and the sum
+//!   accumulated as the training loop does ([`dp_core::engine::ClippedSum`]), Gaussian noise N(0, σ²C²) added and the sum
 //!   divided by the batch size ([`release`], which also appends the step to a privacy ledger);
 //!
 //! and an Adam update of every trainable tensor. GPT-2 takes the causal-LM loss on every token
@@ -16,10 +16,12 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use dp_core::accounting::History;
 use dp_core::engine::{
-    release, BatchSampler, ClipMode, ClipStyle, ClippedSum, Clipper, DpOptimizer, GaussianNoise, LrSchedule, NoiseSeed,
-    NormMethod, OptimizerKind, Tape,
+    release, BatchSampler, ClipMode, ClipStyle, Clipper, DpOptimizer, GaussianNoise, LrSchedule, NoiseSeed, NormMethod,
+    OptimizerKind, Tape,
 };
 use models::{causal_lm_losses, AnyModel, Inputs};
+
+use crate::train::gradients::{clipped_sum, mean_gradient};
 use tch::{Device, Kind, Tensor};
 
 /// How a step computes its gradient.
@@ -135,6 +137,7 @@ pub struct DpSettings {
 pub struct Stepper {
     workload: Workload,
     trainable: Vec<(String, Tensor)>,
+    batch: u64,
     optimizer: DpOptimizer,
     clipper: Option<Clipper>,
     dp: DpSettings,
@@ -165,6 +168,7 @@ impl Stepper {
         Ok(Self {
             workload,
             trainable,
+            batch,
             optimizer: DpOptimizer::new(OptimizerKind::Adam, 1e-4, LrSchedule::Constant, 0)?,
             clipper,
             dp,
@@ -181,37 +185,26 @@ impl Stepper {
         self.trainable.iter().map(|(_, t)| t.numel() as i64).sum()
     }
 
-    /// Waits for the device's queued work (CUDA), so that a clock read covers it.
-    fn sync(&self) {
-        if let Device::Cuda(i) = self.workload.device() {
-            tch::Cuda::synchronize(i as i64);
-        }
-    }
-
-    /// One whole training step; returns its wall time in seconds (on CUDA, after synchronising) and the
-    /// time of each phase: `forward` (losses), `backward` (non-private: the gradient; private: backward
+    /// One whole training step, as `dpft train` takes it with one micro-batch
+    /// ([`crate::train::gradients`]); returns its wall time in seconds (on CUDA, after synchronising) and
+    /// the time of each phase: `forward` (losses), `backward` (non-private: the gradient; private: backward
     /// pass(es), per-example norms and the clipped sum), `noise` (private: noise and division by the batch
     /// size), `optimizer` (Adam).
     pub fn step(&mut self) -> Result<(f64, Vec<(&'static str, f64)>)> {
         self.step += 1;
         let start = Instant::now();
-        let mut phases = Vec::with_capacity(4);
-        let mut mark = Instant::now();
-        let mut lap = |name: &'static str, this: &Self, phases: &mut Vec<(&'static str, f64)>| {
-            this.sync();
-            phases.push((name, mark.elapsed().as_secs_f64()));
-            mark = Instant::now();
+        let mut laps = Laps { device: self.workload.device(), mark: Instant::now(), phases: Vec::with_capacity(4) };
+        let batch: Vec<u64> = (0..self.batch).collect();
+        let workload = &self.workload;
+        let mut losses = |_: &[u64], tape: &mut Tape| {
+            let l = workload.losses(tape);
+            laps.lap("forward");
+            l
         };
         let grads = match self.clipper {
             Some(clipper) => {
-                let mut sum = ClippedSum::zeros(&self.trainable);
-                {
-                    let mut tape = Tape::on();
-                    let losses = self.workload.losses(&mut tape)?;
-                    lap("forward", self, &mut phases);
-                    sum.add(clipper.clip(&losses, &tape, &self.trainable)?)?;
-                }
-                lap("backward", self, &mut phases);
+                let (sum, _) = clipped_sum(&clipper, &self.trainable, &batch, batch.len(), &mut losses)?;
+                laps.lap("backward");
                 let released = release(
                     &sum,
                     &self.noise,
@@ -222,26 +215,36 @@ impl Stepper {
                     &mut self.history,
                     None,
                 )?;
-                lap("noise", self, &mut phases);
+                laps.lap("noise");
                 released
             }
             None => {
-                let params: Vec<&Tensor> = self.trainable.iter().map(|(_, t)| t).collect();
-                // As the training loop with one micro-batch: its gradient is the sum.
-                let losses = self.workload.losses(&mut Tape::off())?;
-                lap("forward", self, &mut phases);
-                let batch = losses.size()[0];
-                let acc = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &params, false, false)?;
-                let scale = 1.0 / batch.max(1) as f64;
-                let grads =
-                    self.trainable.iter().map(|(n, _)| n.clone()).zip(acc.into_iter().map(|a| a * scale)).collect();
-                lap("backward", self, &mut phases);
+                let (grads, _) = mean_gradient(&self.trainable, &batch, batch.len(), &mut losses)?;
+                laps.lap("backward");
                 grads
             }
         };
         self.optimizer.step(&self.trainable, &grads).context("optimizer step")?;
-        lap("optimizer", self, &mut phases);
-        Ok((start.elapsed().as_secs_f64(), phases))
+        laps.lap("optimizer");
+        Ok((start.elapsed().as_secs_f64(), laps.phases))
+    }
+}
+
+/// Phase times of one step.
+struct Laps {
+    device: Device,
+    mark: Instant,
+    phases: Vec<(&'static str, f64)>,
+}
+
+impl Laps {
+    /// Ends phase `name`: waits for the device's queued work (CUDA) so that the clock covers it.
+    fn lap(&mut self, name: &'static str) {
+        if let Device::Cuda(i) = self.device {
+            tch::Cuda::synchronize(i as i64);
+        }
+        self.phases.push((name, self.mark.elapsed().as_secs_f64()));
+        self.mark = Instant::now();
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod checkpoint;
 pub mod generation_eval;
+pub mod gradients;
 pub mod objective;
 
 use std::io::Write;
@@ -23,12 +24,11 @@ use dp_core::accounting::{
     default_delta, delta_warning, steps_for_epochs, AccountantKind, Accountants, History, Sampling,
 };
 use dp_core::engine::{
-    release, BatchSampler, Budget, ClipMode, ClipStyle, ClippedSum, Clipper, DpOptimizer, EngineError, GaussianNoise,
-    LrSchedule, NoiseSeed, NormMethod, OptimizerKind, Tape,
+    release, BatchSampler, Budget, ClipMode, ClipStyle, Clipper, DpOptimizer, EngineError, GaussianNoise, LrSchedule,
+    NoiseSeed, NormMethod, OptimizerKind, Tape,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::{json, Value};
-use tch::{Kind, Tensor};
 
 use crate::exit::BadInput;
 use crate::run_config::{Privacy, PrivacySection, RunConfig};
@@ -320,16 +320,11 @@ pub fn train(
         tch::manual_seed((o.seed.wrapping_mul(1_000_003).wrapping_add(step)) as i64);
         let batch = sampler.next_batch();
         objective.prepare_step();
-        let mut loss_sum = 0.0;
-        let grads = match &dp {
+        let mut losses = |chunk: &[u64], tape: &mut Tape| objective.losses(chunk, true, tape);
+        let (grads, loss_sum) = match &dp {
             Some(dp) => {
-                let mut sum = ClippedSum::zeros(&trainable);
-                for chunk in batch.chunks(o.physical_batch_size) {
-                    let mut tape = Tape::on();
-                    let losses = objective.losses(chunk, true, &mut tape)?;
-                    loss_sum += losses.sum(Kind::Double).double_value(&[]);
-                    sum.add(dp.clipper.clip(&losses, &tape, &trainable)?)?;
-                }
+                let (sum, loss_sum) =
+                    gradients::clipped_sum(&dp.clipper, &trainable, &batch, o.physical_batch_size, &mut losses)?;
                 let diag = sum.diagnostics(dp.clipper.max_grad_norm, dp.sigma);
                 let accountants = Accountants::default();
                 let released = release(
@@ -342,7 +337,7 @@ pub fn train(
                     &mut history,
                     dp.budget.as_ref().map(|b| (b, &accountants)),
                 );
-                match released {
+                let released = match released {
                     Ok(g) => Some((g, Some(diag))),
                     Err(EngineError::BudgetExceeded { step, epsilon, target, accountant }) => {
                         stopped = Some(format!(
@@ -351,27 +346,12 @@ pub fn train(
                         None
                     }
                     Err(e) => return Err(e.into()),
-                }
+                };
+                (released, loss_sum)
             }
             None => {
-                let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
-                // The first micro-batch's gradients become the sum; later ones are added in place.
-                let mut acc: Option<Vec<Tensor>> = None;
-                for chunk in batch.chunks(o.physical_batch_size) {
-                    let losses = objective.losses(chunk, true, &mut Tape::off())?;
-                    loss_sum += losses.sum(Kind::Double).double_value(&[]);
-                    let g = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &params, false, false)?;
-                    acc = Some(match acc {
-                        None => g,
-                        Some(mut a) => {
-                            a.iter_mut().zip(g).for_each(|(a, g)| *a += g);
-                            a
-                        }
-                    });
-                }
-                let acc = acc.unwrap_or_else(|| params.iter().map(|p| p.zeros_like()).collect());
-                let scale = 1.0 / batch.len().max(1) as f64;
-                Some((trainable.iter().map(|(n, _)| n.clone()).zip(acc.into_iter().map(|a| a * scale)).collect(), None))
+                let (g, loss_sum) = gradients::mean_gradient(&trainable, &batch, o.physical_batch_size, &mut losses)?;
+                (Some((g, None)), loss_sum)
             }
         };
         let Some((grads, diag)) = grads else { break };
