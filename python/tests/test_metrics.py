@@ -12,9 +12,11 @@ Systems scored, on the real E2E dev (547 segments, 4,672 references) and test (6
 
 Oracles and tolerances (absolute, on e2e-metrics' scales):
 - BLEU: sacrebleu.corpus_bleu(hyps, refs padded with None, lowercase=True, tokenize="13a").score / 100: 1e-9.
-- NIST: python/oracles/nist_reference.py (mteval-v13a-sig.pl semantics, written from the Perl): 1e-9 relative;
-  the length penalty (1 for the systems above) is checked on two-word outputs for 100 dev segments, with both
-  average reference lengths (mteval on padded files; pymteval's mean per segment).
+- NIST (the default, the paper's): e2e-metrics' pymteval itself (`measure_scores.py --python`; the Python 3 copy
+  in PyPI's gem-metrics-fork 0.1.dev0, installed by `make setup` without dependencies, file loaded by path):
+  1e-9 relative. The Perl flavour (`--nist mteval13a`): python/oracles/nist_reference.py (mteval-v13a-sig.pl
+  semantics, written from the Perl), 1e-9 relative. The length penalty (1 for the systems above) is checked on
+  two-word outputs for 100 dev segments in both flavours.
 - PTB tokenisation: pycocoevalcap's PTBTokenizer (stanford-corenlp-3.4.1.jar): equal strings for every reference
   and prediction.
 - ROUGE-L, CIDEr: pycocoevalcap Rouge / Cider on the jar's tokenisation: 1e-9.
@@ -62,6 +64,30 @@ def require_data(*parts):
         print(reason)
         pytest.skip(reason)
     return d.joinpath(*parts)
+
+
+def load_pymteval():
+    """e2e-metrics' metrics/pymteval.py as gem-metrics-fork carries it, imported by path (the package's
+    __init__ imports far more than this file needs)."""
+    import importlib.metadata
+    import importlib.util
+
+    try:
+        path = importlib.metadata.distribution("gem-metrics-fork").locate_file("gem_metrics_fork/impl/pymteval.py")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.fail("gem-metrics-fork (the pymteval NIST oracle) is not installed: run `make setup`")
+    spec = importlib.util.spec_from_file_location("pymteval", str(path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def pymteval_nist(preds, segs):
+    """NIST as `measure_scores.py --python` accumulates it: one append per (prediction, its references)."""
+    nist = load_pymteval().NISTScore()
+    for pred, refs in zip(preds, segs):
+        nist.append(pred, refs)
+    return nist.score()
 
 
 def require_binary():
@@ -187,7 +213,8 @@ class Split:
         for n, preds in self.systems.items():
             self.oracle[n] = {
                 "BLEU": bleu.corpus_score(preds, None).score / 100,
-                "NIST": nist.score(preds),
+                "NIST": pymteval_nist(preds, self.segs),
+                "NIST_mteval13a": nist.score(preds),
                 "ROUGE_L": Rouge().compute_score(self.gts, self.res[n])[0],
                 "CIDEr": Cider().compute_score(self.gts, self.res[n])[0],
             }
@@ -235,20 +262,32 @@ def splits(tmp_path_factory):
 NIST_SHORT_SEGMENTS = 100
 
 
-@pytest.mark.parametrize("ref_length", ["mteval_padded", "mean_per_segment"])
-def test_nist_length_penalty_on_short_outputs(splits, tmp_path, ref_length):
-    """Two-word outputs on 100 dev segments: the length penalty is active (ratio < 1) in both variants."""
+@pytest.mark.parametrize("flavour", ["pymteval", "mteval13a"])
+def test_nist_length_penalty_on_short_outputs(splits, tmp_path, flavour):
+    """Two-word outputs on 100 dev segments: the length penalty is active (ratio < 1) in both flavours."""
     s = splits["dev"]
     segs = s.segs[:NIST_SHORT_SEGMENTS]
     short = [" ".join(p.split()[:2]) for p in s.systems["perturbed"][:NIST_SHORT_SEGMENTS]]
     write_refs(tmp_path / "refs.txt", segs)
     write_lines(tmp_path / "hyp.txt", short)
-    ours = json.loads(run_eval_gen("--references", tmp_path / "refs.txt", "--no-meteor", "--nist-ref-length",
-                                   ref_length, "--predictions", tmp_path / "hyp.txt"))["NIST"]
-    oracle = nist_reference.NistReferences(segs)
-    avg_ref_len = oracle.total_words / oracle.nsys if ref_length == "mteval_padded" else oracle.mean_ref_len
-    assert sum(len(nist_reference.tokenize(h)) for h in short) < avg_ref_len
-    assert ours == pytest.approx(oracle.score(short, ref_length), rel=1e-9, abs=1e-12)
+    ours = json.loads(run_eval_gen("--references", tmp_path / "refs.txt", "--no-meteor", "--nist", flavour,
+                                   "--predictions", tmp_path / "hyp.txt"))["NIST"]
+    perl = nist_reference.NistReferences(segs)
+    if flavour == "mteval13a":
+        assert sum(len(nist_reference.tokenize(h)) for h in short) < perl.total_words / perl.nsys
+        oracle = perl.score(short)
+    else:
+        assert sum(len(nist_reference.tokenize(h)) for h in short) < perl.mean_ref_len
+        oracle = pymteval_nist(short, segs)
+    assert ours == pytest.approx(oracle, rel=1e-9, abs=1e-12)
+
+
+def test_nist_flavours_differ_on_e2e(splits):
+    """E2E's segments have different numbers of references, so the two NISTs are not the same number: the
+    default must be the paper's (pymteval), which the test above pins; this one shows the choice matters."""
+    s = splits["test"]
+    o = s.oracle["perturbed"]
+    assert abs(o["NIST"] - o["NIST_mteval13a"]) > 1e-5, o  # 9e-5 here; the checks above are 1e-9 relative
 
 
 SYSTEMS = ["perturbed", "shuffled"]
@@ -264,9 +303,20 @@ def test_bleu_matches_sacrebleu(splits, split, system):
 
 @pytest.mark.parametrize("split", SPLITS)
 @pytest.mark.parametrize("system", SYSTEMS)
-def test_nist_matches_mteval_oracle(splits, split, system):
+def test_nist_matches_pymteval(splits, split, system):
     s = splits[split]
     assert s.rust[system]["NIST"] == pytest.approx(s.oracle[system]["NIST"], rel=1e-9, abs=1e-12)
+
+
+@pytest.mark.parametrize("split", SPLITS)
+def test_nist_mteval13a_matches_the_perl_oracle(splits, split, tmp_path):
+    s = splits[split]
+    args = ["--references", s.refs_path, "--no-meteor", "--nist", "mteval13a"]
+    for n in SYSTEMS:
+        args += ["--predictions", s.pred_paths[n]]
+    got = dict(zip(SYSTEMS, json.loads(run_eval_gen(*args))))
+    for n in SYSTEMS:
+        assert got[n]["NIST"] == pytest.approx(s.oracle[n]["NIST_mteval13a"], rel=1e-9, abs=1e-12), n
 
 
 @pytest.mark.parametrize("split", SPLITS)

@@ -3,7 +3,7 @@
 //! ```text
 //! cargo build -p metrics --example eval_gen      # -> target/debug/examples/eval_gen
 //! eval_gen --references REFS --predictions PRED [--predictions PRED2 …]
-//!          [--dart] [--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment]
+//!          [--dart] [--meteor-jar JAR | --no-meteor] [--nist pymteval|mteval13a]
 //!          [--dump-ptb DIR]
 //! ```
 //! REFS is e2e-metrics' multi-reference text format (the references of one segment on consecutive lines,
@@ -21,10 +21,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use metrics::{EvalOptions, Evaluator, MeteorMode, MeteorSetup, NistRefLength};
+use metrics::{EvalOptions, Evaluator, MeteorMode, MeteorSetup, NistVariant};
 
 const USAGE: &str = "usage: eval_gen --references REFS --predictions PRED [--predictions PRED …] [--dart] \
-[--meteor-jar JAR | --no-meteor] [--nist-ref-length mteval_padded|mean_per_segment] [--dump-ptb DIR]\n       \
+[--meteor-jar JAR | --no-meteor] [--nist pymteval|mteval13a] [--dump-ptb DIR]\n       \
 eval_gen --ptb-tokenize FILE | --porter-stem FILE | --rouge-tokenize FILE";
 
 #[derive(Default)]
@@ -33,7 +33,7 @@ struct Args {
     predictions: Vec<PathBuf>,
     dart: bool,
     meteor: MeteorMode,
-    nist_ref_length: NistRefLength,
+    nist: NistVariant,
     dump_ptb: Option<PathBuf>,
     helper: Option<(String, PathBuf)>,
 }
@@ -50,11 +50,11 @@ fn parse_args() -> Result<Args, String> {
             "--meteor-jar" => args.meteor = MeteorMode::Jar(value(&a)?.into()),
             "--no-meteor" => args.meteor = MeteorMode::Disabled,
             "--dump-ptb" => args.dump_ptb = Some(value(&a)?.into()),
-            "--nist-ref-length" => {
-                args.nist_ref_length = match value(&a)?.as_str() {
-                    "mteval_padded" => NistRefLength::MtevalPadded,
-                    "mean_per_segment" => NistRefLength::MeanPerSegment,
-                    other => return Err(format!("unknown --nist-ref-length {other:?}\n{USAGE}")),
+            "--nist" => {
+                args.nist = match value(&a)?.as_str() {
+                    "pymteval" => NistVariant::Pymteval,
+                    "mteval13a" => NistVariant::Mteval13a,
+                    other => return Err(format!("unknown --nist {other:?} (pymteval or mteval13a)\n{USAGE}")),
                 }
             }
             "--ptb-tokenize" | "--porter-stem" | "--rouge-tokenize" => {
@@ -104,7 +104,7 @@ fn run(args: Args) -> Result<(), String> {
             results.push(serde_json::to_string(&s).map_err(|e| e.to_string())?);
         }
     } else {
-        let options = EvalOptions { meteor: args.meteor.clone(), nist_ref_length: args.nist_ref_length };
+        let options = EvalOptions { meteor: args.meteor.clone(), nist: args.nist };
         let mut evaluator = Evaluator::new(references, &options).map_err(|e| e.to_string())?;
         if let MeteorSetup::Unavailable(why) = evaluator.meteor_setup() {
             eprintln!("METEOR unavailable (null): {why}");

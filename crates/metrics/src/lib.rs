@@ -1,14 +1,16 @@
 //! Generation metrics for table-to-text, with the definitions the paper's tables use.
 //!
-//! - E2E ([`evaluate`], [`Evaluator`]): the five metrics of tuetschek/e2e-metrics `measure_scores.py` — BLEU and
-//!   NIST as its `mteval-v13a-sig.pl` computes them ([`bleu`], [`nist`]), METEOR, ROUGE-L and CIDEr as
+//! - E2E ([`evaluate`], [`Evaluator`]): the five metrics of tuetschek/e2e-metrics `measure_scores.py` — BLEU as
+//!   its `mteval-v13a-sig.pl` computes it ([`bleu`]), NIST as its Python implementation computes it (`--python`,
+//!   [`pymteval`]: what the paper's tables used; the Perl script's NIST, [`nist`], on request), METEOR, ROUGE-L and CIDEr as
 //!   pycocoevalcap computes them on its PTB tokenisation ([`meteor`], [`rouge`], [`cider`], [`ptb`]). Scales are
 //!   e2e-metrics': BLEU in [0, 1], NIST unbounded (~8 on E2E), METEOR and ROUGE-L in [0, 1], CIDEr in [0, 10].
 //! - DART ([`evaluate_dart`]): GEM-metrics style — BLEU over all references as above, and ROUGE-L with
 //!   rouge-score semantics and GEM's multi-reference jackknifing ([`rouge::rouge_l_gem`]).
 //!
 //! Every metric is checked against its reference implementation on the real E2E dev and test sets by
-//! `python/tests/test_metrics.py` (BLEU: sacrebleu, 1e-9; NIST: `python/oracles/nist_reference.py`, 1e-9;
+//! `python/tests/test_metrics.py` (BLEU: sacrebleu, 1e-9; NIST: pymteval itself, 1e-9, and the Perl flavour
+//! against `python/oracles/nist_reference.py`, 1e-9;
 //! ROUGE-L, CIDEr, METEOR: pycocoevalcap, 1e-9 / 1e-9 / 1e-6; PTB tokenisation: the jar, equal strings).
 //!
 //! ```
@@ -28,6 +30,7 @@ pub mod nist;
 pub mod num;
 pub mod porter;
 pub mod ptb;
+pub mod pymteval;
 pub mod rouge;
 pub mod text;
 
@@ -36,7 +39,6 @@ use serde::{Deserialize, Serialize};
 pub use error::MetricsError;
 pub use io::{check_pairing, read_predictions, read_predictions_file, read_references, read_references_file};
 pub use meteor::{MeteorMode, MeteorSetup};
-pub use nist::NistRefLength;
 
 /// The e2e-metrics scores of one system; serialises with e2e-metrics' keys.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,13 +71,24 @@ pub struct DartScores {
     pub rouge_l: f64,
 }
 
+/// Which NIST [`Evaluator`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NistVariant {
+    /// e2e-metrics' Python implementation (`measure_scores.py --python`, GEM-metrics' NIST): the paper's.
+    #[default]
+    Pymteval,
+    /// e2e-metrics' default, the `mteval-v13a-sig.pl` Perl script on its padded SGML files.
+    Mteval13a,
+}
+
 /// Options of [`evaluate`].
 #[derive(Debug, Clone, Default)]
 pub struct EvalOptions {
     /// Where METEOR comes from (default: look for Java and pycocoevalcap's jar).
     pub meteor: MeteorMode,
-    /// Average reference length of the NIST brevity penalty (default: mteval on e2e-metrics' padded files).
-    pub nist_ref_length: NistRefLength,
+    /// Which NIST (default: pymteval, the paper's).
+    pub nist: NistVariant,
 }
 
 /// Scores several systems against one reference set: tokenises the references once and keeps one METEOR JVM.
@@ -84,11 +97,33 @@ pub struct Evaluator {
     references: Vec<Vec<String>>,
     ptb_references: Vec<Vec<String>>,
     bleu_refs: bleu::BleuRefs,
-    nist_refs: nist::NistRefs,
+    nist_refs: NistReferences,
     cider_refs: cider::CiderRefs,
     meteor: Option<meteor::Meteor>,
     meteor_setup: MeteorSetup,
-    nist_ref_length: NistRefLength,
+}
+
+/// The reference side of the chosen NIST.
+#[derive(Debug)]
+enum NistReferences {
+    Pymteval(pymteval::PymtevalNistRefs),
+    Mteval13a(nist::NistRefs),
+}
+
+impl NistReferences {
+    fn new(references: &[Vec<String>], variant: NistVariant) -> Self {
+        match variant {
+            NistVariant::Pymteval => Self::Pymteval(pymteval::PymtevalNistRefs::new(references)),
+            NistVariant::Mteval13a => Self::Mteval13a(nist::NistRefs::new(references)),
+        }
+    }
+
+    fn score(&mut self, predictions: &[String]) -> f64 {
+        match self {
+            Self::Pymteval(r) => r.score(predictions).score,
+            Self::Mteval13a(r) => r.score(predictions).score,
+        }
+    }
 }
 
 impl Evaluator {
@@ -106,7 +141,7 @@ impl Evaluator {
         let ptb_references: Vec<Vec<String>> =
             references.iter().map(|rs| tokenized.by_ref().take(rs.len()).collect()).collect();
         let bleu_refs = bleu::BleuRefs::new(&references);
-        let nist_refs = nist::NistRefs::new(&references);
+        let nist_refs = NistReferences::new(&references, options.nist);
         let cider_refs = cider::CiderRefs::new(&ptb_references);
         let meteor_setup = meteor::locate(&options.meteor)?;
         let meteor = match &meteor_setup {
@@ -121,7 +156,6 @@ impl Evaluator {
             cider_refs,
             meteor,
             meteor_setup,
-            nist_ref_length: options.nist_ref_length,
         })
     }
 
@@ -144,7 +178,7 @@ impl Evaluator {
     pub fn score(&mut self, predictions: &[String]) -> Result<Scores, MetricsError> {
         check_pairing(predictions, &self.references)?;
         let bleu = self.bleu_refs.score(predictions).score;
-        let nist = self.nist_refs.score(predictions, self.nist_ref_length).score;
+        let nist = self.nist_refs.score(predictions);
         let hyps = ptb::coco_tokenize(predictions);
         let (rouge_l, _) = rouge::rouge_l_coco(&hyps, &self.ptb_references);
         let (cider, _) = self.cider_refs.score(&hyps);

@@ -11,13 +11,15 @@
 //!   (1 at ≥ 1, 0 at ≤ 0), `β = −ln 0.5 / ln² 1.5`;
 //! - `L̄_ref`, the "average reference length", is mteval's `ref_words / nsys`: e2e-metrics writes one reference
 //!   "system" per reference index, padding segments that have fewer references with empty ones, so
-//!   `nsys` = the largest number of references of any segment ([`NistRefLength::MtevalPadded`], the default).
-//!   e2e-metrics' Python re-implementation (`pymteval`, `--python`) instead sums each segment's mean reference
-//!   length ([`NistRefLength::MeanPerSegment`]); its docstring notes the two differ for variable reference counts.
+//!   `nsys` = the largest number of references of any segment.
+//!
+//! This is the Perl script's NIST ([`crate::NistVariant::Mteval13a`]). The paper's numbers come from e2e-metrics'
+//! Python re-implementation instead ([`crate::pymteval`], the default), which differs in tokenisation and in the
+//! average reference length whenever segments have different numbers of references.
 //!
 //! Oracle: `python/oracles/nist_reference.py`, written from the Perl source; agreement 1e-9 (relative).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::text::{
     ngram_counts, ngram_first, ngram_order, ngram_prefix, tokenize_13a, FxMap, NGram, Vocab, Whitespace,
@@ -25,18 +27,6 @@ use crate::text::{
 
 /// Maximum n-gram order of NIST.
 pub const MAX_ORDER: usize = 5;
-
-/// How the average reference length of the NIST length penalty is formed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NistRefLength {
-    /// mteval-v13a on e2e-metrics' padded SGML files: total reference words / largest reference count of any
-    /// segment. What e2e-metrics reports by default.
-    #[default]
-    MtevalPadded,
-    /// Σ over segments of the mean reference length (e2e-metrics `pymteval.NISTScore`).
-    MeanPerSegment,
-}
 
 /// Statistics and score of corpus NIST.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,9 +65,9 @@ pub fn length_penalty(ratio: f64) -> f64 {
 }
 
 /// Corpus NIST-5 of `predictions` against `references`. Panics if the lengths differ.
-pub fn corpus_nist(predictions: &[String], references: &[Vec<String>], ref_length: NistRefLength) -> NistScore {
+pub fn corpus_nist(predictions: &[String], references: &[Vec<String>]) -> NistScore {
     assert_eq!(predictions.len(), references.len(), "one reference list per prediction");
-    NistRefs::new(references).score(predictions, ref_length)
+    NistRefs::new(references).score(predictions)
 }
 
 /// The reference side of NIST (corpus n-gram counts for the information weights, per-segment maximum counts,
@@ -90,8 +80,6 @@ pub struct NistRefs {
     segments: Vec<FxMap<NGram, u32>>,
     /// Largest reference count of a segment (mteval's `nsys` on e2e-metrics' padded files).
     nsys: usize,
-    /// Σ over segments of the mean reference length (pymteval).
-    mean_ref_len_sum: f64,
 }
 
 impl NistRefs {
@@ -103,7 +91,6 @@ impl NistRefs {
         // Corpus-wide reference n-gram counts (mteval counts up to 9-grams; only orders ≤ 5 are ever used).
         let mut corpus_counts: FxMap<NGram, u64> = FxMap::default();
         let mut ref_words = 0u64;
-        let mut mean_ref_len_sum = 0.0f64;
         let mut segments = Vec::with_capacity(refs.len());
         for rs in &refs {
             let mut ref_max: FxMap<NGram, u32> = FxMap::default();
@@ -115,13 +102,10 @@ impl NistRefs {
                     *e = (*e).max(c);
                 }
             }
-            if !rs.is_empty() {
-                mean_ref_len_sum += rs.iter().map(|r| r.len() as f64).sum::<f64>() / rs.len() as f64;
-            }
             segments.push(ref_max);
         }
         let nsys = references.iter().map(Vec::len).max().unwrap_or(0);
-        NistRefs { vocab, corpus_counts, ref_words, segments, nsys, mean_ref_len_sum }
+        NistRefs { vocab, corpus_counts, ref_words, segments, nsys }
     }
 
     /// mteval's information weight of an n-gram found in the references.
@@ -139,7 +123,7 @@ impl NistRefs {
     }
 
     /// Corpus NIST-5 of `predictions` (one per segment). Panics if the count differs.
-    pub fn score(&mut self, predictions: &[String], ref_length: NistRefLength) -> NistScore {
+    pub fn score(&mut self, predictions: &[String]) -> NistScore {
         assert_eq!(predictions.len(), self.segments.len(), "one prediction per reference segment");
         let hyps: Vec<Vec<u32>> = predictions.iter().map(|h| self.vocab.ids(&nist_tokenize(h))).collect();
         let zero_id = self.vocab.get("0");
@@ -155,10 +139,7 @@ impl NistRefs {
                 }
             }
         }
-        let avg_ref_len = match ref_length {
-            NistRefLength::MtevalPadded => self.ref_words as f64 / self.nsys as f64,
-            NistRefLength::MeanPerSegment => self.mean_ref_len_sum,
-        };
+        let avg_ref_len = self.ref_words as f64 / self.nsys as f64;
         let length_ratio = sys_ngrams[0] as f64 / avg_ref_len;
         let length_penalty = length_penalty(length_ratio);
         let sum: f64 = info.iter().zip(&sys_ngrams).map(|(&i, &l)| i / l.max(1) as f64).sum();
@@ -187,7 +168,7 @@ mod tests {
         // C(a b)=1, C(a c)=1. Hyp "a b": info(a) = log2(4/2) = 1, info(b) = log2(4/1) = 2,
         // info(a b) = log2(C(a)/C(a b)) = 1. I_1 = 3 over L_1 = 2, I_2 = 1 over L_2 = 1 -> 2.5.
         // Length: 2 / (4 words / 2 refs) = 1 -> LP 1.
-        let s = corpus_nist(&["A b".into()], &refs(&[&["a b", "a c"]]), NistRefLength::MtevalPadded);
+        let s = corpus_nist(&["A b".into()], &refs(&[&["a b", "a c"]]));
         assert!((s.score - 2.5).abs() < 1e-12, "{s:?}");
         assert_eq!(s.sys_ngrams, [2, 1, 0, 0, 0]);
     }
@@ -195,20 +176,18 @@ mod tests {
     #[test]
     fn padded_reference_count_sets_the_average_length() {
         // Segment 1 has 2 refs of length 3, segment 2 one ref of length 3: ref words 9, nsys 2 -> 4.5;
-        // hyps total 2 words -> ratio 2/4.5 (mteval); per-segment means give 3 + 3 = 6 -> ratio 2/6.
+        // hyps total 2 words -> ratio 2/4.5 (pymteval's per-segment means would give 3 + 3 = 6).
         let r = refs(&[&["x y z", "x y w"], &["u v t"]]);
         let p = vec!["x".to_string(), "u".to_string()];
-        let a = corpus_nist(&p, &r, NistRefLength::MtevalPadded);
-        let b = corpus_nist(&p, &r, NistRefLength::MeanPerSegment);
+        let a = corpus_nist(&p, &r);
         assert!((a.length_ratio - 2.0 / 4.5).abs() < 1e-15);
-        assert!((b.length_ratio - 2.0 / 6.0).abs() < 1e-15);
         assert!((a.length_penalty - length_penalty(2.0 / 4.5)).abs() < 1e-15);
     }
 
     #[test]
     fn perl_false_zero_prefix() {
         // Bigram "0 x": prefix "0" is false in Perl, so the denominator is the total word count (3), not C(0).
-        let s = corpus_nist(&["0 x".into()], &refs(&[&["0 x y"]]), NistRefLength::MtevalPadded);
+        let s = corpus_nist(&["0 x".into()], &refs(&[&["0 x y"]]));
         // info(0) = log2(3/1), info(x) = log2(3/1), info(0 x) = log2(3/1) (quirk; else log2(1/1) = 0).
         let l3 = 3f64.log2();
         let expected = (2.0 * l3) / 2.0 + l3 / 1.0;
