@@ -16,7 +16,7 @@ PY := $(DPFT_VENV)/bin/python
 PROFILE ?= mini
 MODEL_DIR ?=
 
-.PHONY: help setup build test test-rust test-python lint data reproduce-table2 reproduce-table1 bench-accounting bench clean
+.PHONY: help setup build test test-rust test-python lint data pretrain-mini reproduce-table2 reproduce-table1 bench-accounting bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ lint:
 
 data: build ## Fetch missing datasets and tokenizer files from their official sources (needs a network)
 	bash scripts/fetch-data.sh
+
+pretrain-mini: setup ## Rebuild the committed mini GPT-2 checkpoint (results/pretrained/gpt2-mini; public text only, ~25 min)
+	bash scripts/pretrain-mini.sh
 
 reproduce-table2: setup ## The main job: Table 2 of the paper (PROFILE=mini on a CPU by default; PROFILE=paper MODEL_DIR=…)
 	PROFILE=$(PROFILE) MODEL_DIR=$(MODEL_DIR) bash scripts/reproduce.sh table2

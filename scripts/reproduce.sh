@@ -2,9 +2,8 @@
 # `make reproduce-table2` / `make reproduce-table1`: one of the paper's tables end to end.
 #   scripts/reproduce.sh table2|table1      PROFILE=mini (default) or paper; MODEL_DIR=… for paper;
 #                                           JOBS=N runs at a time (default: 2 on the CPU, 1 per GPU).
-# mini (CPU laptop): trains a 2,048-id BPE tokenizer and pretrains a small GPT-2 on the public WikiText-2 text
-# of the data directory (both cached under results/), runs the table's sweep with its mini profile, and writes
-# the report. paper: the paper's hyperparameters on Hugging Face checkpoints under $MODEL_DIR (GPUs).
+# mini (CPU laptop): checks the committed mini checkpoint (results/pretrained/gpt2-mini, `make pretrain-mini`),
+# runs the table's sweep with its mini profile, and writes the report. paper: the paper's hyperparameters on Hugging Face checkpoints under $MODEL_DIR (GPUs).
 # Every stage is resumable: rerunning skips what is finished and continues what was interrupted.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -43,23 +42,18 @@ fi
 start=$(date +%s)
 
 if [ "$profile" = mini ] && [ "$table" = table2 ]; then
-  tok=results/tokenizers/mini-bpe-2k
-  if [ -f "$tok/tokenizer.json" ]; then
-    say "tokenizer: $tok (cached)"
-  else
-    say "tokenizer: a 2,048-id byte-level BPE on WikiText-2 (public text)"
-    "$dpft" train-tokenizer --file data:pretrain-text/wikitext-2/valid.txt --file data:pretrain-text/wikitext-2/test.txt \
-      --vocab-size 2048 --out "$tok"
+  # The mini profiles fine-tune a published checkpoint, as the paper does: results/pretrained/gpt2-mini, made
+  # once by `make pretrain-mini` (public WikiText-2 text only) and committed. Only its checksums are checked here.
+  pre=results/pretrained/gpt2-mini
+  if [ ! -f "$pre/SHA256SUMS" ]; then
+    echo "$pre/SHA256SUMS missing: the mini checkpoint is part of the repository; restore it (git checkout -- $pre) or rebuild it with make pretrain-mini" >&2
+    exit 2
   fi
-  pre=results/pretrain-mini
-  if [ -f "$pre/model/config.json" ]; then
-    say "pretrained model: $pre/model (cached)"
-  else
-    say "pretraining the mini GPT-2 on WikiText-2 (non-private, 400 steps; a few minutes on 2 cores)"
-    resume=()
-    [ -d "$pre/checkpoints" ] && resume=(--resume)
-    "$dpft" train experiments/configs/pretrain-mini.yaml --out "$pre" "${resume[@]}"
+  if ! (cd "$pre" && sha256sum --check --quiet SHA256SUMS); then
+    echo "$pre does not match its SHA256SUMS: restore it (git checkout -- $pre) or rebuild it with make pretrain-mini" >&2
+    exit 2
   fi
+  say "pretrained model: $pre (sha256 checked)"
 fi
 
 cuda=$("$dpft" info 2>&1 | grep -c "device: cuda" || true)
@@ -75,7 +69,7 @@ for sweep in "${sweeps[@]}"; do
   out=results/$name
   [ "$profile" = mini ] || out=results/$name-$profile
   say "report: $out"
-  "$dpft" report "results/$name/$profile" --out "$out" --name "$name"
+  "$dpft" report "results/$name/$profile" --out "$out" --name "$name" --compare "$profile"
 done
 say "done in $(( $(date +%s) - start )) s; tables and figures under results/"
 exit "$status"

@@ -285,8 +285,13 @@ pub struct EvalGenArgs {
                         vocab_size) in a run config. Files given as data:REL are read from the data directory.")]
 pub struct TrainTokenizerArgs {
     /// Text files to learn merges from (UTF-8).
-    #[arg(long = "file", value_name = "FILE", required = true)]
+    #[arg(long = "file", value_name = "FILE", required_unless_present = "cut_from", conflicts_with = "cut_from")]
     pub files: Vec<PathBuf>,
+    /// Instead of training: keep the first merges of the byte-level BPE in this folder (its merges.txt; e.g.
+    /// `data:tokenizers/gpt2`), ranked as its trainer ranked them. Reads no text, so the vocabulary is exactly
+    /// as public as the tokenizer it is cut from.
+    #[arg(long, value_name = "DIR")]
+    pub cut_from: Option<PathBuf>,
     /// Ids in the vocabulary (256 bytes, `<|endoftext|>` and the merges).
     #[arg(long, default_value_t = 4096)]
     pub vocab_size: usize,
@@ -488,6 +493,22 @@ pub struct ReportArgs {
     /// Write the tables and report.json only.
     #[arg(long)]
     pub no_figures: bool,
+    /// "Paper vs this run" under Table 2 (E2E BLEU): `mini` checks the paper's findings (✓/✗ with the
+    /// numbers), `paper` puts the paper's numbers next to ours, `none` leaves it out [default: the profile
+    /// in RESULTS_DIR/sweep.json, none without one].
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pub compare: Option<CompareArg>,
+}
+
+/// What `dpft report --compare` puts under a table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum CompareArg {
+    /// The paper's findings as checks for a CPU-sized run.
+    Mini,
+    /// The paper's numbers next to ours.
+    Paper,
+    /// No comparison.
+    None,
 }
 
 #[derive(Debug, Args)]

@@ -148,15 +148,7 @@ impl Evaluator {
             MeteorSetup::Available { java, jar } => Some(meteor::Meteor::start(java, jar)?),
             MeteorSetup::Unavailable(_) => None,
         };
-        Ok(Evaluator {
-            references,
-            ptb_references,
-            bleu_refs,
-            nist_refs,
-            cider_refs,
-            meteor,
-            meteor_setup,
-        })
+        Ok(Evaluator { references, ptb_references, bleu_refs, nist_refs, cider_refs, meteor, meteor_setup })
     }
 
     /// Whether METEOR is computed, and if not, why.

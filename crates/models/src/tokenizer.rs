@@ -220,3 +220,64 @@ pub fn train_byte_level_bpe(
     std::fs::rename(&tmp, &path).map_err(|e| ModelError::Io { path: path.clone(), source: e })?;
     TextTokenizer::from_dir(out_dir, "gpt2")
 }
+
+/// A smaller byte-level BPE cut from a published one: the 256 byte tokens, `<|endoftext|>` as id 0 and the
+/// first `vocab_size − 257` merges of `merges.txt` in `dir` (GPT-2's, for the mini reproduction), written as
+/// `out_dir/tokenizer.json`. BPE merges are ranked by their frequency in the original training text, so the
+/// prefix is the vocabulary the original trainer would have stopped at; no text is read, so the result is
+/// exactly as public as the tokenizer it comes from. Written here because the `tokenizers` crate trains or
+/// loads a BPE but has no call that keeps a prefix of its merges.
+pub fn truncate_byte_level_bpe(dir: &Path, vocab_size: usize, out_dir: &Path) -> Result<TextTokenizer, ModelError> {
+    use tokenizers::models::bpe::Vocab;
+    use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder};
+    const EOT: &str = "<|endoftext|>";
+    let merges_path = dir.join("merges.txt");
+    let text = std::fs::read_to_string(&merges_path).map_err(|e| err(&merges_path, format!("cannot read: {e}")))?;
+    let merges: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with("#version") && !l.trim().is_empty())
+        .map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
+        .collect::<Option<_>>()
+        .ok_or_else(|| err(&merges_path, "a line is not two space-separated tokens"))?;
+    let keep = vocab_size.checked_sub(257).filter(|&k| k > 0 && k <= merges.len()).ok_or_else(|| {
+        ModelError::Invalid(format!(
+            "vocab_size = {vocab_size}: a cut of {} keeps between 258 and {} ids (256 bytes, {EOT}, merges)",
+            merges_path.display(),
+            merges.len() + 257
+        ))
+    })?;
+    let merges = &merges[..keep];
+    let mut vocab = Vocab::default();
+    vocab.insert(EOT.to_string(), 0);
+    let mut alphabet: Vec<char> = ByteLevel::alphabet().into_iter().collect();
+    alphabet.sort_unstable();
+    for c in alphabet {
+        let id = vocab.len() as u32;
+        vocab.insert(c.to_string(), id);
+    }
+    for (a, b) in merges {
+        if !vocab.contains_key(a) || !vocab.contains_key(b) {
+            return Err(err(&merges_path, format!("merge `{a} {b}` uses a token no earlier merge made")));
+        }
+        let id = vocab.len() as u32;
+        vocab.entry(format!("{a}{b}")).or_insert(id);
+    }
+    let bpe = BPE::builder()
+        .vocab_and_merges(vocab, merges.to_vec())
+        .build()
+        .map_err(|e| err(&merges_path, format!("cannot build the cut BPE: {e}")))?;
+    let mut tokenizer =
+        TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
+            .with_model(bpe)
+            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
+            .with_decoder(Some(ByteLevelDecoder::default().into()))
+            .build()
+            .map_err(|e| err(out_dir, format!("cannot build a BPE tokenizer: {e}")))?;
+    tokenizer.add_special_tokens(&[AddedToken::from(EOT, true)]);
+    std::fs::create_dir_all(out_dir).map_err(|e| ModelError::Io { path: out_dir.to_path_buf(), source: e })?;
+    let path = out_dir.join("tokenizer.json");
+    let tmp = out_dir.join(".tokenizer.json.tmp");
+    tokenizer.save(&tmp, false).map_err(|e| err(&tmp, format!("cannot write: {e}")))?;
+    std::fs::rename(&tmp, &path).map_err(|e| ModelError::Io { path: path.clone(), source: e })?;
+    TextTokenizer::from_dir(out_dir, "gpt2")
+}

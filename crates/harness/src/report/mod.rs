@@ -15,6 +15,7 @@ pub mod aggregate;
 pub mod charts;
 pub mod collect;
 pub mod figures;
+pub mod findings;
 pub mod names;
 pub mod table;
 
@@ -47,6 +48,9 @@ pub struct Options {
     pub tasks: Vec<String>,
     /// Draw figures.
     pub figures: bool,
+    /// "Paper vs this run"; `None`: from the profile recorded in RESULTS_DIR/sweep.json (`mini` or `paper`),
+    /// none when there is no such file.
+    pub compare: Option<findings::Compare>,
 }
 
 /// What was written.
@@ -236,6 +240,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         let every: Vec<&Agg> = classification.iter().flat_map(|d| d.every.iter()).collect();
         tables.push(table::classification_table(&sel, &every, &aggregated.settings, &metric, &split_of));
     }
+    let compare = opts.compare.unwrap_or_else(|| profile_comparison(&opts.results));
+    for (t, d) in tables.iter_mut().zip(per_task.iter().filter(|d| !table::is_classification(&d.task))) {
+        t.comparison = comparison(compare, d.task.as_str(), &d.metric, &d.selected);
+    }
     let stems = table_stems(&opts.table_name, &tables)?;
 
     std::fs::create_dir_all(&opts.out).with_context(|| format!("creating {}", opts.out.display()))?;
@@ -250,7 +258,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
             write_atomic(&path, text.as_bytes())?;
             written.push(path);
         }
-        table_files.push(json!({"subject": t.subject, "files": written}));
+        table_files.push(json!({"subject": t.subject, "files": written, "comparison": t.comparison}));
         files.extend(written);
     }
 
@@ -309,6 +317,34 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     });
     write_atomic(&report_path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     Ok(Outcome { tables, files, runs: runs.len(), skipped, figures_skipped, notes })
+}
+
+/// The comparison a sweep's profile asks for: RESULTS_DIR/sweep.json's `profile` (mini or paper).
+fn profile_comparison(results: &Path) -> findings::Compare {
+    let profile = std::fs::read_to_string(results.join("sweep.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v.get("profile").and_then(Value::as_str).map(str::to_string));
+    match profile.as_deref() {
+        Some("mini") => findings::Compare::Mini,
+        Some("paper") => findings::Compare::Paper,
+        _ => findings::Compare::None,
+    }
+}
+
+/// "Paper vs this run" for a task's table, where the paper has something to compare (E2E's BLEU).
+fn comparison(compare: findings::Compare, task: &str, metric: &str, selected: &[Agg]) -> Option<findings::Comparison> {
+    if task != "e2e" || metric != "BLEU" {
+        return None;
+    }
+    let cells: Vec<&Agg> = selected.iter().collect();
+    let percent = metric_info(metric).percent;
+    let (found, paper) = match compare {
+        findings::Compare::Mini => (findings::e2e_mini_findings(&cells, metric, percent), vec![]),
+        findings::Compare::Paper => (vec![], findings::e2e_paper_cells(&cells, metric, percent)),
+        findings::Compare::None => return None,
+    };
+    Some(findings::Comparison { subject: task.into(), compare, metric: metric.into(), findings: found, paper })
 }
 
 /// A run's line in report.json.

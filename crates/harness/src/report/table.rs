@@ -71,6 +71,8 @@ pub struct Table {
     pub rows: Vec<Row>,
     /// Remarks printed under the table: cells chosen among several settings, duplicates.
     pub notes: Vec<String>,
+    /// "Paper vs this run", printed under the notes.
+    pub comparison: Option<super::findings::Comparison>,
     records: Vec<Record>,
 }
 
@@ -248,6 +250,7 @@ pub fn generation_table(
         label_columns: 2,
         rows,
         notes,
+        comparison: None,
         records,
     }
 }
@@ -350,6 +353,7 @@ pub fn classification_table(
         label_columns,
         rows,
         notes,
+        comparison: None,
         records,
     }
 }
@@ -379,6 +383,9 @@ pub fn markdown(t: &Table) -> String {
         for n in &t.notes {
             out.push_str(&format!("- {}\n", esc(n)));
         }
+    }
+    if let Some(c) = &t.comparison {
+        out.push_str(&super::findings::markdown(c));
     }
     out
 }
