@@ -238,9 +238,19 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         let metric = classification[0].metric.clone();
         let sel: Vec<&Agg> = classification.iter().flat_map(|d| d.selected.iter()).collect();
         let every: Vec<&Agg> = classification.iter().flat_map(|d| d.every.iter()).collect();
-        tables.push(table::classification_table(&sel, &every, &aggregated.settings, &metric, &split_of));
+        let mut t = table::classification_table(&sel, &every, &aggregated.settings, &metric, &split_of);
+        if metric == "accuracy" && compare_of(opts, &opts.results) == findings::Compare::Mini {
+            t.comparison = Some(findings::Comparison {
+                subject: t.subject.clone(),
+                compare: findings::Compare::Mini,
+                metric,
+                findings: findings::classification_mini_findings(&sel),
+                paper: vec![],
+            });
+        }
+        tables.push(t);
     }
-    let compare = opts.compare.unwrap_or_else(|| profile_comparison(&opts.results));
+    let compare = compare_of(opts, &opts.results);
     for (t, d) in tables.iter_mut().zip(per_task.iter().filter(|d| !table::is_classification(&d.task))) {
         t.comparison = comparison(compare, d.task.as_str(), &d.metric, &d.selected);
     }
@@ -317,6 +327,11 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     });
     write_atomic(&report_path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     Ok(Outcome { tables, files, runs: runs.len(), skipped, figures_skipped, notes })
+}
+
+/// `--compare`, else what the sweep's profile asks for.
+fn compare_of(opts: &Options, results: &Path) -> findings::Compare {
+    opts.compare.unwrap_or_else(|| profile_comparison(results))
 }
 
 /// The comparison a sweep's profile asks for: RESULTS_DIR/sweep.json's `profile` (mini or paper).

@@ -318,7 +318,7 @@ pub fn train(
         let t0 = Instant::now();
         // Dropout masks depend on (seed, step) only: a resumed run repeats them.
         tch::manual_seed((o.seed.wrapping_mul(1_000_003).wrapping_add(step)) as i64);
-        let batch = sampler.next_batch();
+        let batch = objective.order_for_padding(sampler.next_batch());
         objective.prepare_step();
         let mut losses = |chunk: &[u64], tape: &mut Tape| objective.losses(chunk, true, tape);
         let (grads, loss_sum) = match &dp {
