@@ -414,3 +414,71 @@ fn missing_or_empty_results_exit_2_and_say_what_to_do() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(two.join("report/table2.md").is_file() && read(&two.join("report/table2.md")).contains("DART"));
 }
+
+/// "Paper vs this run": a mini sweep's profile (sweep.json) turns the findings on, each ✓/✗ with its numbers,
+/// in the Markdown and report.json; `--compare paper` shows the paper's BLEU next to ours; `none` leaves it out.
+#[test]
+fn compare_section_checks_the_papers_findings() {
+    let root = fresh("compare");
+    let results = root.join("results");
+    // full: 50 / 60 / 70 (ε = 8 ≥ 0.75 × 70 holds, ε = 3 ≥ 0.65 × 70 = 45.5 holds); retrain 45 at ε = 3 (full
+    // beats it by 5, not 10: fails); LoRA 30 at ε = 3 (more than 10 below full: fails) and 31 at ε = 8.
+    let cells: [(&str, Option<f64>, f64); 7] = [
+        ("full", Some(3.0), 0.50),
+        ("full", Some(8.0), 0.60),
+        ("full", None, 0.70),
+        ("retrain", Some(3.0), 0.45),
+        ("retrain", Some(8.0), 0.46),
+        ("lora", Some(3.0), 0.30),
+        ("lora", Some(8.0), 0.31),
+    ];
+    for (method, eps, v) in cells {
+        write_run(&results.join(format!("{method}-{}", eps_name(eps))), &Spec::e2e(method, eps, 1, v));
+    }
+    std::fs::write(results.join("sweep.json"), json!({"name": "t", "profile": "mini", "runs": []}).to_string())
+        .unwrap();
+    let out = root.join("report");
+    let o = dpft(&["report", results.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-figures"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = read(&out.join("table-e2e.md"));
+    assert!(md.contains("#### Paper vs this run"), "{md}");
+    assert!(
+        md.contains(
+            "| ✓ | fine-tuning works at this scale: non-private full fine-tuning BLEU ≥ 40 | full non-private: 70.00 |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| ✗ | pretraining is what makes DP work"), "{md}");
+    assert!(md.contains("| ✗ | low-dimensional methods do not beat full (Claim 4): LoRA within 10 BLEU"), "{md}");
+    // top2 has no run: unknown, not passed.
+    assert!(md.contains("| ? | full fine-tuning beats training the top blocks only"), "{md}");
+    let report: Value = serde_json::from_str(&read(&out.join("report.json"))).unwrap();
+    let findings = &report["tables"][0]["comparison"]["findings"];
+    assert_eq!(report["tables"][0]["comparison"]["compare"], "mini");
+    assert_eq!(findings.as_array().unwrap().len(), 5 + 3 + 2, "{findings:#}");
+    assert_eq!(findings[1]["holds"], true, "non-private 70 ≥ ε = 8 60 − 1");
+    assert_eq!(findings[2]["holds"], true, "60 ≥ 0.75 × 70");
+    // The paper's numbers instead, and no section at all.
+    let o = dpft(&[
+        "report",
+        results.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-figures",
+        "--compare",
+        "paper",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let md = read(&out.join("table-e2e.md"));
+    assert!(md.contains("| full | 3 | 61.5 | 50.00 | -11.50 |") && md.contains("| top2 | 3 | 25.9 | – | – |"), "{md}");
+    let o = dpft(&[
+        "report",
+        results.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--no-figures",
+        "--compare",
+        "none",
+    ]);
+    assert!(o.status.success() && !read(&out.join("table-e2e.md")).contains("Paper vs this run"), "{}", stdout(&o));
+}

@@ -15,7 +15,10 @@ use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::processors::roberta::RobertaProcessing;
-use tokenizers::{AddedToken, Tokenizer};
+use tokenizers::{
+    AddedToken, DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, Tokenizer,
+    TokenizerBuilder,
+};
 
 use crate::ModelError;
 
@@ -186,7 +189,6 @@ pub fn train_byte_level_bpe(
     out_dir: &Path,
 ) -> Result<TextTokenizer, ModelError> {
     use tokenizers::models::bpe::BpeTrainerBuilder;
-    use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder};
     if vocab_size < 300 {
         return Err(ModelError::Invalid(format!(
             "vocab_size = {vocab_size} is below the 256 bytes plus merges; use ≥ 300"
@@ -204,15 +206,27 @@ pub fn train_byte_level_bpe(
         .special_tokens(vec![AddedToken::from("<|endoftext|>", true)])
         .initial_alphabet(ByteLevel::alphabet().into_iter().collect())
         .build();
-    let mut tokenizer =
-        TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
-            .with_model(BPE::default())
-            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
-            .with_decoder(Some(ByteLevelDecoder::default().into()))
-            .build()
-            .map_err(|e| err(out_dir, format!("cannot build a BPE tokenizer: {e}")))?;
+    let mut tokenizer = byte_level_tokenizer(BPE::default(), out_dir)?;
     let names: Vec<String> = files.iter().map(|f| f.to_string_lossy().into_owned()).collect();
     tokenizer.train_from_files(&mut trainer, names).map_err(|e| err(out_dir, format!("BPE training failed: {e}")))?;
+    save_byte_level(&tokenizer, out_dir)
+}
+
+type ByteLevelTokenizer =
+    tokenizers::TokenizerImpl<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>;
+
+/// GPT-2's pipeline around a BPE model: byte-level pre-tokenizer without a prefix space, byte-level decoder.
+fn byte_level_tokenizer(model: BPE, out_dir: &Path) -> Result<ByteLevelTokenizer, ModelError> {
+    TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
+        .with_model(model)
+        .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
+        .with_decoder(Some(ByteLevelDecoder::default().into()))
+        .build()
+        .map_err(|e| err(out_dir, format!("cannot build a BPE tokenizer: {e}")))
+}
+
+/// Writes `out_dir/tokenizer.json` through a temporary file renamed into place, and loads it back.
+fn save_byte_level(tokenizer: &ByteLevelTokenizer, out_dir: &Path) -> Result<TextTokenizer, ModelError> {
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::Io { path: out_dir.to_path_buf(), source: e })?;
     let path = out_dir.join("tokenizer.json");
     let tmp = out_dir.join(".tokenizer.json.tmp");
@@ -229,7 +243,6 @@ pub fn train_byte_level_bpe(
 /// loads a BPE but has no call that keeps a prefix of its merges.
 pub fn truncate_byte_level_bpe(dir: &Path, vocab_size: usize, out_dir: &Path) -> Result<TextTokenizer, ModelError> {
     use tokenizers::models::bpe::Vocab;
-    use tokenizers::{DecoderWrapper, NormalizerWrapper, PostProcessorWrapper, PreTokenizerWrapper, TokenizerBuilder};
     const EOT: &str = "<|endoftext|>";
     let merges_path = dir.join("merges.txt");
     let text = std::fs::read_to_string(&merges_path).map_err(|e| err(&merges_path, format!("cannot read: {e}")))?;
@@ -266,18 +279,7 @@ pub fn truncate_byte_level_bpe(dir: &Path, vocab_size: usize, out_dir: &Path) ->
         .vocab_and_merges(vocab, merges.to_vec())
         .build()
         .map_err(|e| err(&merges_path, format!("cannot build the cut BPE: {e}")))?;
-    let mut tokenizer =
-        TokenizerBuilder::<BPE, NormalizerWrapper, PreTokenizerWrapper, PostProcessorWrapper, DecoderWrapper>::new()
-            .with_model(bpe)
-            .with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false).into()))
-            .with_decoder(Some(ByteLevelDecoder::default().into()))
-            .build()
-            .map_err(|e| err(out_dir, format!("cannot build a BPE tokenizer: {e}")))?;
+    let mut tokenizer = byte_level_tokenizer(bpe, out_dir)?;
     tokenizer.add_special_tokens(&[AddedToken::from(EOT, true)]);
-    std::fs::create_dir_all(out_dir).map_err(|e| ModelError::Io { path: out_dir.to_path_buf(), source: e })?;
-    let path = out_dir.join("tokenizer.json");
-    let tmp = out_dir.join(".tokenizer.json.tmp");
-    tokenizer.save(&tmp, false).map_err(|e| err(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, &path).map_err(|e| ModelError::Io { path: path.clone(), source: e })?;
-    TextTokenizer::from_dir(out_dir, "gpt2")
+    save_byte_level(&tokenizer, out_dir)
 }

@@ -353,10 +353,9 @@ fn comparison(compare: findings::Compare, task: &str, metric: &str, selected: &[
         return None;
     }
     let cells: Vec<&Agg> = selected.iter().collect();
-    let percent = metric_info(metric).percent;
     let (found, paper) = match compare {
-        findings::Compare::Mini => (findings::e2e_mini_findings(&cells, metric, percent), vec![]),
-        findings::Compare::Paper => (vec![], findings::e2e_paper_cells(&cells, metric, percent)),
+        findings::Compare::Mini => (findings::e2e_mini_findings(&cells, metric), vec![]),
+        findings::Compare::Paper => (vec![], findings::e2e_paper_cells(&cells, metric)),
         findings::Compare::None => return None,
     };
     Some(findings::Comparison { subject: task.into(), compare, metric: metric.into(), findings: found, paper })

@@ -118,6 +118,7 @@ const KNOWN: &[(&str, &str, bool)] = &[
     ("ROUGE_L", "ROUGE-L", true),
     ("CIDEr", "CIDEr", false),
     ("accuracy", "accuracy", true),
+    ("majority_accuracy", "majority-class accuracy", true),
     ("f1", "F1", true),
     ("loss", "loss", false),
 ];

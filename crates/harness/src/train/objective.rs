@@ -249,6 +249,11 @@ impl Objective for PromptMlm {
         self.model.dp_layers()
     }
 
+    fn order_for_padding(&self, mut batch: Vec<u64>) -> Vec<u64> {
+        batch.sort_by_key(|&i| self.train[i as usize].input_ids.len());
+        batch
+    }
+
     fn eval_loss(&self, batch: usize) -> Result<Option<f64>> {
         if self.eval.is_empty() {
             return Ok(None);
@@ -319,6 +324,11 @@ impl Objective for PairClassifier {
 
     fn layers(&self) -> Vec<&dyn DpLayer> {
         self.model.dp_layers()
+    }
+
+    fn order_for_padding(&self, mut batch: Vec<u64>) -> Vec<u64> {
+        batch.sort_by_key(|&i| self.train[i as usize].input_ids.len());
+        batch
     }
 
     fn eval_loss(&self, _batch: usize) -> Result<Option<f64>> {
