@@ -362,7 +362,7 @@ mod tests {
             epsilon,
             ..agg("full", epsilon, v * 100.0)
         };
-        let cells = vec![
+        let cells = [
             mk("sst2", "accuracy", 8.0, 0.85),
             mk("sst2", "accuracy", 3.0, 0.74),
             mk("sst2", "accuracy", f64::INFINITY, 0.90),
