@@ -34,7 +34,7 @@ if [ -f "$run/summary.json" ]; then
 else
   resume=()
   [ -d "$run/checkpoints" ] && resume=(--resume)
-  say "pretraining (non-private, WikiText-2; about 25 minutes on 2 cores)"
+  say "pretraining (non-private, WikiText-2; about 10 minutes on 2 cores)"
   "$dpft" train experiments/configs/pretrain-mini.yaml --out "$run" "${resume[@]}" 2>&1 | tee -a "$work/pretrain.log"
 fi
 
