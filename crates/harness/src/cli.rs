@@ -493,22 +493,11 @@ pub struct ReportArgs {
     /// Write the tables and report.json only.
     #[arg(long)]
     pub no_figures: bool,
-    /// "Paper vs this run" under Table 2 (E2E BLEU): `mini` checks the paper's findings (✓/✗ with the
+    /// "Paper vs this run" under Table 2 (E2E BLEU; with `mini` also Table 1): `mini` checks the paper's findings (✓/✗ with the
     /// numbers), `paper` puts the paper's numbers next to ours, `none` leaves it out [default: the profile
     /// in RESULTS_DIR/sweep.json, none without one].
     #[arg(long, value_enum, value_name = "WHICH")]
-    pub compare: Option<CompareArg>,
-}
-
-/// What `dpft report --compare` puts under a table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum CompareArg {
-    /// The paper's findings as checks for a CPU-sized run.
-    Mini,
-    /// The paper's numbers next to ours.
-    Paper,
-    /// No comparison.
-    None,
+    pub compare: Option<crate::report::findings::Compare>,
 }
 
 #[derive(Debug, Args)]

@@ -15,11 +15,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         metric: args.metric.clone(),
         tasks: args.task.clone(),
         figures: !args.no_figures,
-        compare: args.compare.map(|c| match c {
-            crate::cli::CompareArg::Mini => report::findings::Compare::Mini,
-            crate::cli::CompareArg::Paper => report::findings::Compare::Paper,
-            crate::cli::CompareArg::None => report::findings::Compare::None,
-        }),
+        compare: args.compare,
     };
     let outcome = report::run(&opts)?;
     log::info!("{} runs read from {}", outcome.runs, opts.results.display());

@@ -16,11 +16,11 @@ use serde::Serialize;
 use super::aggregate::Agg;
 use super::names::{epsilon_label, method_display};
 
-/// Which comparison a report makes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+/// Which comparison a report makes (`dpft report --compare`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Compare {
-    /// The mini profile's findings, each ✓/✗.
+    /// The paper's findings as checks for a CPU-sized run, each ✓/✗.
     Mini,
     /// The paper's numbers next to ours.
     Paper,

@@ -226,7 +226,9 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         per_task.push(TaskData { task: task.clone(), metric, selected, by_hyper, every });
     }
 
-    // Tables: one per generation (or other) task, one for all classification tasks.
+    // Tables: one per generation (or other) task, one for all classification tasks; "paper vs this run" under
+    // those the paper has numbers or findings for.
+    let compare = opts.compare.unwrap_or_else(|| profile_comparison(&opts.results));
     let mut tables = Vec::new();
     for d in per_task.iter().filter(|d| !table::is_classification(&d.task)) {
         let sel: Vec<&Agg> = d.selected.iter().collect();
@@ -239,7 +241,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         let sel: Vec<&Agg> = classification.iter().flat_map(|d| d.selected.iter()).collect();
         let every: Vec<&Agg> = classification.iter().flat_map(|d| d.every.iter()).collect();
         let mut t = table::classification_table(&sel, &every, &aggregated.settings, &metric, &split_of);
-        if metric == "accuracy" && compare_of(opts, &opts.results) == findings::Compare::Mini {
+        if metric == "accuracy" && compare == findings::Compare::Mini {
             t.comparison = Some(findings::Comparison {
                 subject: t.subject.clone(),
                 compare: findings::Compare::Mini,
@@ -250,7 +252,6 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         }
         tables.push(t);
     }
-    let compare = compare_of(opts, &opts.results);
     for (t, d) in tables.iter_mut().zip(per_task.iter().filter(|d| !table::is_classification(&d.task))) {
         t.comparison = comparison(compare, d.task.as_str(), &d.metric, &d.selected);
     }
@@ -327,11 +328,6 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     });
     write_atomic(&report_path, (serde_json::to_string_pretty(&report)? + "\n").as_bytes())?;
     Ok(Outcome { tables, files, runs: runs.len(), skipped, figures_skipped, notes })
-}
-
-/// `--compare`, else what the sweep's profile asks for.
-fn compare_of(opts: &Options, results: &Path) -> findings::Compare {
-    opts.compare.unwrap_or_else(|| profile_comparison(results))
 }
 
 /// The comparison a sweep's profile asks for: RESULTS_DIR/sweep.json's `profile` (mini or paper).
