@@ -1,0 +1,105 @@
+//! Phase 4 of clipping: the clipped sum Σ_i c_i ∇L_i per trainable variable, by mode: from the
+//! records' weighted gradients (`bk`, Bu et al. 2023), from a second backward pass on Σ_i c_i L_i
+//! (`ghost`, Li et al. 2022, Sec. 4), or from the instantiated per-example gradients (`naive`).
+
+use tch::{Kind, Tensor};
+
+use super::factors::ClipFactors;
+use super::norms::SquaredNorms;
+use super::plan::ClipPlan;
+use super::ClipMode;
+use crate::engine::EngineError;
+
+/// Σ_i c_i ∇L_i for each trainable variable, in the plan's slot order, shaped like the variable.
+///
+/// `grad_outputs` as in [`SquaredNorms::compute`]; `losses` `[B]` and `trainable` as given to the clipper
+/// (`ghost` differentiates Σ_i c_i L_i again, so its graph must still be alive).
+pub(crate) fn clipped_sum(
+    mode: ClipMode,
+    plan: &ClipPlan<'_>,
+    grad_outputs: &[Tensor],
+    sq: &SquaredNorms,
+    factors: &ClipFactors,
+    losses: &Tensor,
+    trainable: &[(String, Tensor)],
+) -> Result<Vec<Tensor>, EngineError> {
+    let grads = match mode {
+        ClipMode::Bk => {
+            let weighted: Vec<Vec<Tensor>> = plan
+                .active
+                .iter()
+                .zip(grad_outputs)
+                .zip(&factors.per_record)
+                .map(|((a, g), f)| a.record.weighted_grads(g, f))
+                .collect();
+            plan.slots
+                .iter()
+                .map(|owners| {
+                    owners
+                        .iter()
+                        .map(|o| weighted[o.active][o.param].shallow_clone())
+                        .reduce(|a, b| a + b)
+                        .expect("the plan gives every variable an owner")
+                })
+                .collect()
+        }
+        ClipMode::Ghost => {
+            // One factor per example (per-layer clipping is refused with ghost when the clipper is built).
+            let weighted_loss = (losses * factors.reported.detach()).sum(None::<Kind>);
+            let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
+            Tensor::f_run_backward(&[weighted_loss], &params, false, false)?
+        }
+        ClipMode::Naive => {
+            let per_example = sq.per_example.as_ref().expect("naive norms keep the per-example gradients");
+            plan.slots
+                .iter()
+                .zip(per_example)
+                .map(|(owners, g)| {
+                    let shape: Vec<i64> = g.size()[1..].to_vec();
+                    let f = &factors.per_record[owners[0].active];
+                    Tensor::einsum("bn,b->n", &[&g.reshape([plan.batch, -1]), f], None::<i64>).reshape(shape)
+                })
+                .collect()
+        }
+    };
+    Ok(grads.into_iter().map(|g| g.detach()).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::clip::tests::{grads_to_outputs, linear, sum_per_example};
+    use crate::engine::layers::NormMethod;
+    use crate::engine::{ClipStyle, DpLayer, Tape};
+
+    /// With factors (1, 0, ½) the clipped sum is ∇L_0 + ½ ∇L_2, computed here from per-example backward
+    /// passes; every mode must give it.
+    #[test]
+    fn every_mode_sums_the_weighted_per_example_gradients() {
+        let head = linear("lm_head");
+        let x = Tensor::randn([3, 2, 4], (Kind::Double, tch::Device::Cpu));
+        let f = Tensor::from_slice(&[1.0, 0.0, 0.5]);
+        let trainable = head.parameters();
+        let want: Vec<Tensor> = {
+            let mut tape = Tape::off();
+            let losses = sum_per_example(&head.forward(&x, &mut tape));
+            let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
+            Tensor::run_backward(&[(losses * &f).sum(Kind::Double)], &params, false, false)
+        };
+        for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
+            let mut tape = Tape::on();
+            let losses = sum_per_example(&head.forward(&x, &mut tape));
+            let plan = ClipPlan::new(tape.records(), &trainable, &losses, ClipStyle::Flat).unwrap();
+            let g = grads_to_outputs(&plan, &losses);
+            let sq = SquaredNorms::compute(&plan, &g, mode, NormMethod::Auto).unwrap();
+            let factors = ClipFactors { per_record: vec![f.shallow_clone()], reported: f.shallow_clone() };
+            let got = clipped_sum(mode, &plan, &g, &sq, &factors, &losses, &trainable).unwrap();
+            assert_eq!(got.len(), 2);
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.size(), w.size());
+                let err = f64::try_from((g - w).abs().max()).unwrap();
+                assert!(err < 1e-12, "{mode:?}: {err}");
+            }
+        }
+    }
+}
