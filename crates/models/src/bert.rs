@@ -63,7 +63,7 @@ pub struct BertLayer {
 
 impl BertLayer {
     /// The layer's DP-aware layers, its LoRA factors (when present) after the projection they update.
-    pub fn dp_layers(&self) -> Vec<&dyn DpLayer> {
+    pub fn layers(&self) -> Vec<&dyn DpLayer> {
         let mut out: Vec<&dyn DpLayer> = vec![&self.query];
         if let Some(l) = &self.query_lora {
             out.extend([&l.lora_a as &dyn DpLayer, &l.lora_b]);
@@ -278,7 +278,7 @@ impl EncoderModel {
     }
 
     /// Every layer, for the engine's ownership check.
-    pub fn dp_layers(&self) -> Vec<&dyn DpLayer> {
+    pub fn layers(&self) -> Vec<&dyn DpLayer> {
         let mut out: Vec<&dyn DpLayer> = vec![
             &self.word_embeddings,
             &self.position_embeddings,
@@ -286,7 +286,7 @@ impl EncoderModel {
             &self.embeddings_layer_norm,
         ];
         for l in &self.layers {
-            out.extend(l.dp_layers());
+            out.extend(l.layers());
         }
         match &self.head {
             EncoderHead::MaskedLm { dense, layer_norm, decoder } => {
@@ -300,7 +300,7 @@ impl EncoderModel {
 
     /// Every parameter once, under its checkpoint name (the tied decoder weight is the word embedding).
     pub fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        crate::weights::unique_parameters(&self.dp_layers())
+        crate::weights::unique_parameters(&self.layers())
     }
 
     /// Parameters that require gradients.
@@ -354,7 +354,7 @@ impl EncoderModel {
         if k == 0 || k > n {
             return Err(ModelError::Invalid(format!("top_k = {k} must lie in 1..={n} (the encoder's layers)")));
         }
-        let mut keep = ptrs(self.layers[n - k..].iter().flat_map(|l| l.dp_layers()).flat_map(|l| l.parameters()));
+        let mut keep = ptrs(self.layers[n - k..].iter().flat_map(|l| l.layers()).flat_map(|l| l.parameters()));
         keep.extend(ptrs(self.head_parameters()));
         self.train_only(&keep);
         Ok(())

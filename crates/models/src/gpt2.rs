@@ -260,7 +260,7 @@ impl Gpt2LmHeadModel {
 
     /// Freezes every parameter except those of the top `k` blocks and `ln_f` (the paper's "top2" baseline,
     /// Li et al. 2022, Table 2): `wte`, `wpe` and `lm_head` (tied or not) no longer train.
-    pub fn train_only_top_blocks(&mut self, k: usize) -> Result<(), ModelError> {
+    pub fn train_only_top_layers(&mut self, k: usize) -> Result<(), ModelError> {
         let n = self.h.len();
         if k == 0 || k > n {
             return Err(ModelError::Invalid(format!("top_k = {k} must lie in 1..={n} (the model's blocks)")));

@@ -179,7 +179,7 @@ pub fn load_encoder_with_labels(
     }
     let (model, ignored, initialised) = EncoderModel::build(c, weights, head, &path)?;
     warn_loaded(dir, &ignored, &initialised);
-    check_ownership(&model.dp_layers(), &model.trainable())?;
+    check_ownership(&model.layers(), &model.trainable())?;
     Ok((model, tokenizer))
 }
 

@@ -28,12 +28,12 @@ fn trainable_counts_on_the_gpt2_config() {
     assert_eq!(count(&model.trainable()), 124_439_808);
     assert_eq!(count(&model.trainable()), 50257 * 768 + 1024 * 768 + 12 * block + 2 * 768);
     // top2: two blocks and ln_f.
-    model.train_only_top_blocks(2).unwrap();
+    model.train_only_top_layers(2).unwrap();
     assert_eq!(count(&model.trainable()), 14_177_280);
     assert!(model.trainable().iter().all(|(n, _)| n.starts_with("transformer.h.10.")
         || n.starts_with("transformer.h.11.")
         || n.starts_with("transformer.ln_f.")));
-    assert!(model.train_only_top_blocks(13).is_err());
+    assert!(model.train_only_top_layers(13).is_err());
     // LoRA rank 4 on c_attn: 12 × (A 4·768 + B 2304·4) = 147,456, nothing else.
     let AnyModel::Gpt2(mut lora) = from_config(&path, HeadKind::MaskedLm, &opts, 0).unwrap() else { panic!() };
     lora.add_lora(4, 8.0).unwrap();
@@ -188,7 +188,7 @@ fn topk_prefix_and_rgp_are_exact_under_the_engine() {
         let Some(mut model) = tiny_gpt2(Kind::Double) else { return };
         tch::manual_seed(11);
         match method {
-            "topk" => model.train_only_top_blocks(1).unwrap(),
+            "topk" => model.train_only_top_layers(1).unwrap(),
             "prefix" => model.add_prefix(3, 8).unwrap(),
             _ => model.add_rgp(2).unwrap(),
         }
@@ -301,7 +301,7 @@ fn each_method_reduces_training_loss() {
         };
         tch::manual_seed(2);
         match method {
-            "topk" => model.train_only_top_blocks(1).unwrap(),
+            "topk" => model.train_only_top_layers(1).unwrap(),
             "lora" => model.add_lora(4, 8.0).unwrap(),
             "prefix" => model.add_prefix(3, 16).unwrap(),
             "rgp" => model.add_rgp(1).unwrap(),

@@ -11,9 +11,9 @@ use tch::Kind;
 use super::model_io::input_error;
 use crate::cli::{GlobalArgs, TrainArgs};
 use crate::exit::BadInput;
-use crate::run_config::{self, RunConfig};
+use crate::run_config::{self, Dtype, Head, Method, MethodName, ModelSource, RunConfig, RunTask};
 use crate::tasks::causal::{CausalExample, CausalFeaturiser};
-use crate::tasks::{load_generation, Split, TaskName};
+use crate::tasks::{load_generation, Split, TaskKind, TaskName};
 use crate::train::generation_eval::Segment;
 use crate::train::objective::CausalLm;
 
@@ -75,9 +75,11 @@ fn load_causal_model(
     data: &models::DataDir,
 ) -> Result<(Gpt2LmHeadModel, TextTokenizer)> {
     let m = &config.model;
-    let (mut model, mut tokenizer) = match (&m.path, &m.config) {
+    let method = config.method.method();
+    let source = m.source().map_err(BadInput)?;
+    let (mut model, mut tokenizer) = match source {
         // retrain: the folder's architecture and tokenizer, weights drawn afresh.
-        (Some(dir), _) if config.method.name == "retrain" => {
+        ModelSource::Folder(dir) if method == Method::Retrain => {
             let dir = resolve(dir, data);
             let tokenizer = TextTokenizer::from_dir(&dir, "gpt2").map_err(input_error)?;
             let seed = config.optimization.seed as i64;
@@ -88,9 +90,8 @@ fn load_causal_model(
             };
             (*model, tokenizer)
         }
-        (Some(dir), _) => load_gpt2(&resolve(dir, data), opts).map_err(input_error)?,
-        (None, Some(cfg)) => {
-            let tok_dir = m.tokenizer.as_ref().expect("checked with the config");
+        ModelSource::Folder(dir) => load_gpt2(&resolve(dir, data), opts).map_err(input_error)?,
+        ModelSource::Config { config: cfg, tokenizer: tok_dir } => {
             let tokenizer = TextTokenizer::from_dir(&resolve(tok_dir, data), "gpt2").map_err(input_error)?;
             let any = models::from_config(
                 &resolve(cfg, data),
@@ -105,7 +106,6 @@ fn load_causal_model(
             tokenizer.check_fits(model.config.vocab_size).map_err(input_error)?;
             (*model, tokenizer)
         }
-        (None, None) => unreachable!("checked with the config"),
     };
     if m.untie_lm_head {
         model.untie_lm_head();
@@ -113,17 +113,16 @@ fn load_causal_model(
     if m.add_pad_token {
         model.add_pad_token(&mut tokenizer).map_err(input_error)?;
     }
-    let method = &config.method;
     // New parameters (LoRA factors, the prefix, RGP's power-iteration start) are drawn from the run's seed.
     tch::manual_seed(config.optimization.seed as i64);
-    let applied = match method.name.as_str() {
-        "topk" => model.train_only_top_blocks(method.top_k()),
-        "lora" => model.add_lora(method.rank(), method.alpha()),
-        "prefix" => model.add_prefix(method.prefix_length(), method.mid_dim()),
-        "rgp" => model.add_rgp(method.rank()),
-        _ => Ok(()),
+    let applied = match method {
+        Method::Topk { top_k } => model.train_only_top_layers(top_k),
+        Method::Lora { rank, alpha } => model.add_lora(rank, alpha),
+        Method::Prefix { prefix_length, mid_dim } => model.add_prefix(prefix_length, mid_dim),
+        Method::Rgp { rank } => model.add_rgp(rank),
+        Method::Full | Method::Retrain => Ok(()),
     };
-    applied.map_err(|e| BadInput(format!("method ({}): {e}", method.name)))?;
+    applied.map_err(|e| BadInput(format!("method ({}): {e}", config.method.name)))?;
     Ok((model, tokenizer))
 }
 
@@ -161,12 +160,12 @@ fn text_examples(
 /// and the evaluation tables with their references for generation.
 fn generation_data(
     config: &RunConfig,
+    task: TaskName,
     data: &models::DataDir,
     tokenizer: &TextTokenizer,
 ) -> Result<(Vec<CausalExample>, Vec<CausalExample>, Vec<Segment>)> {
     let bad = |e: crate::tasks::TaskError| anyhow::Error::new(BadInput(e.to_string()));
-    let task: TaskName = config.task.name.parse().map_err(bad)?;
-    let eval_split: Split = config.task.eval_split.parse().map_err(bad)?;
+    let eval_split = config.task.eval_split;
     let featuriser = CausalFeaturiser::new(tokenizer).map_err(bad)?;
     let max_length = config.task.max_length;
     let train = load_generation(data, task, Split::Train).map_err(bad)?;
@@ -217,29 +216,30 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/runs").join(stem));
     let device = global.device.resolve()?;
     log::info!("device: {} (requested: {})", dp_core::device::describe(device), global.device);
-    let kind = match config.model.dtype.as_str() {
-        "f64" => Kind::Double,
-        "bf16" => Kind::BFloat16,
-        _ => Kind::Float,
+    let kind = match config.model.dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::Bf16 => Kind::BFloat16,
     };
     let opts = LoadOptions { device, kind };
     opts.check().map_err(|e| BadInput(e.to_string()))?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
-    if matches!(config.task.name.as_str(), "sst2" | "qnli" | "mnli" | "qqp") {
-        return run_classification(&config, args, &out, &opts, &data);
+    let paper_task = config.task.name.paper_task();
+    if let Some(task) = paper_task.filter(|t| t.kind() == TaskKind::Classification) {
+        return run_classification(&config, task, args, &out, &opts, &data);
     }
     // Everything the run reads is checked before the run folder is touched.
     let (model, tokenizer) = load_causal_model(&config, &opts, &data)?;
     let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
-    let (mut train, mut eval, segments) = match config.task.name.as_str() {
-        "text" => {
+    let (mut train, mut eval, segments) = match paper_task {
+        None => {
             let (train, eval) = text_examples(&config, data.root(), &tokenizer)?;
             (train, eval, Vec::new())
         }
-        _ => generation_data(&config, &data, &tokenizer)?,
+        Some(task) => generation_data(&config, task, &data, &tokenizer)?,
     };
     // (E2E/DART were cut to max_*_examples while loading: the first k tables, all their references.)
-    if config.task.name == "text" {
+    if paper_task.is_none() {
         if let Some(k) = config.task.max_train_examples {
             train.truncate(k);
         }
@@ -287,7 +287,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             &objective.tokenizer,
             &segments,
             &config.generation,
-            config.task.name == "dart",
+            config.task.name == RunTask::Dart,
             &out,
         )
     };
@@ -295,8 +295,8 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     if matches!(finished.summary["status"].as_str(), Some("finished" | "stopped_at_budget")) {
         // The trained model as a Hugging Face folder, for `dpft generate`/`score` and as the next run's
         // model.path (the mini reproduction fine-tunes its pretrained model this way).
-        match config.method.name.as_str() {
-            "lora" | "prefix" => log::info!(
+        match config.method.name {
+            MethodName::Lora | MethodName::Prefix => log::info!(
                 "method {}: no model/ folder (a plain GPT-2 folder has no place for its tensors); the checkpoint holds them",
                 config.method.name
             ),
@@ -319,13 +319,13 @@ fn load_encoder_for(
     task: TaskName,
     opts: &LoadOptions,
 ) -> Result<(models::EncoderModel, TextTokenizer)> {
-    let method = &config.method;
+    let method = config.method.method();
     let seed = config.optimization.seed as i64;
     // A classification head has one output per label of the task (a fresh head is sized for it; a saved
     // head of another size is refused by the loader).
     let labels =
         (head == models::HeadKind::SequenceClassification).then(|| crate::tasks::glue::label_names(task).len() as i64);
-    let (mut model, tokenizer) = if method.name == "retrain" {
+    let (mut model, tokenizer) = if method == Method::Retrain {
         let any =
             models::from_config_with_labels(&dir.join("config.json"), head, labels, opts, seed).map_err(input_error)?;
         let models::AnyModel::Encoder(model) = any else {
@@ -341,12 +341,16 @@ fn load_encoder_for(
         })?
     };
     tch::manual_seed(seed);
-    let applied = match method.name.as_str() {
-        "topk" => model.train_only_top_layers(method.top_k()),
-        "lora" => model.add_lora(method.rank(), method.alpha()),
-        _ => Ok(()),
+    let applied = match method {
+        Method::Topk { top_k } => model.train_only_top_layers(top_k),
+        Method::Lora { rank, alpha } => model.add_lora(rank, alpha),
+        Method::Full | Method::Retrain => Ok(()),
+        Method::Prefix { .. } | Method::Rgp { .. } => Err(models::ModelError::Invalid(format!(
+            "method.name = {}: available for GPT-2 (E2E, DART, text) only; encoders take full, lora, topk or retrain",
+            config.method.name
+        ))),
     };
-    applied.map_err(|e| BadInput(format!("method ({}): {e}", method.name)))?;
+    applied.map_err(|e| BadInput(format!("method ({}): {e}", config.method.name)))?;
     Ok((model, tokenizer))
 }
 
@@ -354,6 +358,7 @@ fn load_encoder_for(
 /// classification head; evaluated by accuracy (and F1 for QQP).
 fn run_classification(
     config: &RunConfig,
+    task: TaskName,
     args: &TrainArgs,
     out: &Path,
     opts: &LoadOptions,
@@ -366,16 +371,14 @@ fn run_classification(
         Some(p) => resolve(p, data),
         None => return Err(BadInput("classification tasks need model.path (a RoBERTa or BERT folder)".into()).into()),
     };
-    if matches!(config.method.name.as_str(), "prefix" | "rgp") {
+    if matches!(config.method.name, MethodName::Prefix | MethodName::Rgp) {
         return Err(BadInput(format!(
             "method.name = {}: available for GPT-2 (E2E, DART, text) only; encoders take full, lora, topk or retrain",
             config.method.name
         ))
         .into());
     }
-    let task: TaskName = config.task.name.parse().map_err(bad)?;
-    let train_split: Split = config.task.train_split.parse().map_err(bad)?;
-    let eval_split: Split = config.task.eval_split.parse().map_err(bad)?;
+    let (train_split, eval_split) = (config.task.train_split, config.task.eval_split);
     let mut train = crate::tasks::load_classification(data, task, train_split).map_err(bad)?.examples;
     let mut eval = crate::tasks::load_classification(data, task, eval_split).map_err(bad)?.examples;
     if let Some(k) = config.task.max_train_examples {
@@ -387,7 +390,7 @@ fn run_classification(
     let binary_f1 = task == TaskName::Qqp;
     let max_length = config.task.max_length;
     let batch = config.optimization.physical_batch_size;
-    let finished = if config.task.head == "prompt" {
+    let finished = if config.task.head == Head::Prompt {
         let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::MaskedLm, task, opts)?;
         let featuriser = PromptFeaturiser::new(&tokenizer, task).map_err(bad)?;
         let train = featuriser.featurise_all(&train, max_length).map_err(bad)?;

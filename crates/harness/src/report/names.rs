@@ -43,11 +43,10 @@ pub fn task_order(a: &str, b: &str) -> Ordering {
 }
 
 /// A method's key as reported: `method.name`, except `topk`, which becomes `top{k}` (the paper's "top2").
-pub fn method_key(name: &str, top_k: usize) -> String {
-    if name == "topk" {
-        format!("top{top_k}")
-    } else {
-        name.to_string()
+pub fn method_key(method: &crate::run_config::MethodSection) -> String {
+    match method.method() {
+        crate::run_config::Method::Topk { top_k } => format!("top{top_k}"),
+        _ => method.name.name().to_string(),
     }
 }
 

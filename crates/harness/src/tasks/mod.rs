@@ -328,8 +328,10 @@ impl FromStr for TaskName {
     }
 }
 
-/// A split of a task's data. Which ones a task has: [`TaskName::splits`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// A split of a task's data. Which ones a task has: [`TaskName::splits`]. In run configs it is its
+/// command-line name (`task.eval_split: dev_matched`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
 pub enum Split {
     /// The training set.
     Train,
@@ -392,6 +394,20 @@ impl FromStr for Split {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| TaskError::UnknownSplit { name: s.to_string() })
+    }
+}
+
+impl TryFrom<String> for Split {
+    type Error = TaskError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl From<Split> for &'static str {
+    fn from(s: Split) -> Self {
+        s.name()
     }
 }
 

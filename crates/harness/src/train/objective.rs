@@ -246,7 +246,7 @@ impl Objective for PromptMlm {
     }
 
     fn layers(&self) -> Vec<&dyn DpLayer> {
-        self.model.dp_layers()
+        self.model.layers()
     }
 
     fn order_for_padding(&self, mut batch: Vec<u64>) -> Vec<u64> {
@@ -323,7 +323,7 @@ impl Objective for PairClassifier {
     }
 
     fn layers(&self) -> Vec<&dyn DpLayer> {
-        self.model.dp_layers()
+        self.model.layers()
     }
 
     fn order_for_padding(&self, mut batch: Vec<u64>) -> Vec<u64> {

@@ -17,8 +17,9 @@ use super::layers::NormMethod;
 use super::tape::Tape;
 use super::EngineError;
 
-/// How the clipped sum is formed.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the clipped sum is formed (run configs spell it `bk`, `ghost`, `naive`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClipMode {
     /// Book-keeping (Bu et al. 2023): one backward pass to the recorded outputs; weighted gradients from
     /// the recorded inputs and output gradients.
@@ -31,8 +32,9 @@ pub enum ClipMode {
     Naive,
 }
 
-/// How the threshold applies.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the threshold applies (run configs spell it `flat`, `per_layer`, `automatic`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClipStyle {
     /// One threshold C over all trainable parameters: c_i = min(1, C/(‖g_i‖ + γ)).
     #[default]

@@ -1,14 +1,24 @@
 //! The run config of `dpft train`: a YAML file with `model`, `task`, `method`, `optimization`, `privacy`
 //! and `generation` sections, every struct `deny_unknown_fields` so that a mistyped key is an error naming
 //! it. `--set a.b=value` overrides are applied to the YAML tree before it is checked. YAML goes through
-//! [`parse_yaml`] / [`to_yaml`] only (serde_norway, the maintained fork of serde_yaml).
+//! [`parse_yaml`] / [`to_yaml`] only (serde_norway, the maintained fork of serde_yaml). Closed sets of
+//! values are enums ([`choices`]), so a wrong value fails when the file is read, naming the key.
+
+pub mod choices;
+pub mod method;
 
 use std::path::{Path, PathBuf};
 
+use dp_core::engine::{ClipMode, ClipStyle};
 use serde::{Deserialize, Serialize};
 use serde_norway::Value;
 
+pub use self::choices::{
+    BudgetAccountant, Dtype, Head, MethodName, NoiseSeedMode, OptimizerName, RunTask, SamplerName, Schedule,
+};
+pub use self::method::{Method, MethodSection};
 use crate::exit::BadInput;
+use crate::tasks::Split;
 
 /// A whole run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -18,7 +28,7 @@ pub struct RunConfig {
     pub model: ModelSection,
     /// The data.
     pub task: TaskSection,
-    /// Which parameters train (`full` only so far).
+    /// Which parameters train ([`Method`]).
     #[serde(default)]
     pub method: MethodSection,
     /// Optimiser, batch sizes, length of the run.
@@ -45,8 +55,8 @@ pub struct ModelSection {
     #[serde(default)]
     pub tokenizer: Option<PathBuf>,
     /// Parameter precision: f32, f64 or bf16 (CUDA).
-    #[serde(default = "f32_name")]
-    pub dtype: String,
+    #[serde(default = "f32_dtype")]
+    pub dtype: Dtype,
     /// GPT-2: give `lm_head` its own copy of `wte` (the paper's recipe).
     #[serde(default)]
     pub untie_lm_head: bool,
@@ -60,7 +70,7 @@ pub struct ModelSection {
 #[serde(deny_unknown_fields)]
 pub struct TaskSection {
     /// e2e, dart, sst2, qnli, mnli, qqp, or text (language modelling on plain text files).
-    pub name: String,
+    pub name: RunTask,
     /// Longest example in tokens; longer training examples are dropped and counted.
     #[serde(default = "max_length_default")]
     pub max_length: usize,
@@ -72,113 +82,17 @@ pub struct TaskSection {
     pub max_eval_examples: Option<usize>,
     /// The evaluation split (dev, test, dev_matched, subset-dev, …; `dpft train --help` lists them).
     #[serde(default = "dev")]
-    pub eval_split: String,
+    pub eval_split: Split,
     /// The training split (train, or subset-train / kshot-train for the GLUE subsets).
     #[serde(default = "train_split")]
-    pub train_split: String,
+    pub train_split: Split,
     /// Classification tasks: `prompt` (the paper's MLM head at `<mask>`, LM-BFF templates) or
     /// `classifier` (a sequence-classification head, the baseline).
     #[serde(default = "prompt")]
-    pub head: String,
+    pub head: Head,
     /// Plain-text files for `name: text` (relative to the data directory unless absolute).
     #[serde(default)]
     pub text_files: Vec<PathBuf>,
-}
-
-/// `method:` — which parameters train (Li et al. 2022, Table 2). Keys that belong to another method are
-/// refused, so that a sweep cannot silently ignore them.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MethodSection {
-    /// `full` (all parameters), `topk` (only the top `top_k` blocks and the final LayerNorm / the head),
-    /// `retrain` (the same architecture from a random initialisation, all parameters), `lora` (rank-`rank`
-    /// updates of GPT-2's `c_attn` or the encoders' query and value, everything else frozen), `prefix`
-    /// (prefix-tuning: `prefix_length` positions through an MLP of width `mid_dim`; GPT-2) or `rgp`
-    /// (reparametrized gradient perturbation of rank `rank`; GPT-2).
-    #[serde(default = "full")]
-    pub name: String,
-    /// Blocks that train with `topk` (default 2, the paper's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_k: Option<usize>,
-    /// Rank: LoRA (default 4) or RGP (default 1), the paper's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rank: Option<i64>,
-    /// LoRA α; the update is scaled by α/r (default 8).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alpha: Option<f64>,
-    /// Prefix length L (default 10, the paper's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub prefix_length: Option<i64>,
-    /// Width of the prefix's MLP reparametrisation (default 512, the paper's).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mid_dim: Option<i64>,
-}
-
-impl Default for MethodSection {
-    fn default() -> Self {
-        Self { name: full(), top_k: None, rank: None, alpha: None, prefix_length: None, mid_dim: None }
-    }
-}
-
-impl MethodSection {
-    /// `top_k`, default 2.
-    pub fn top_k(&self) -> usize {
-        self.top_k.unwrap_or(2)
-    }
-
-    /// `rank`, default 4 (LoRA) or 1 (RGP).
-    pub fn rank(&self) -> i64 {
-        self.rank.unwrap_or(if self.name == "rgp" { 1 } else { 4 })
-    }
-
-    /// `alpha`, default 8.
-    pub fn alpha(&self) -> f64 {
-        self.alpha.unwrap_or(8.0)
-    }
-
-    /// `prefix_length`, default 10.
-    pub fn prefix_length(&self) -> i64 {
-        self.prefix_length.unwrap_or(10)
-    }
-
-    /// `mid_dim`, default 512.
-    pub fn mid_dim(&self) -> i64 {
-        self.mid_dim.unwrap_or(512)
-    }
-
-    /// Refuses keys of other methods and out-of-range values, naming the key.
-    fn check(&self) -> Result<(), String> {
-        one_of("method.name", &self.name, &["full", "topk", "retrain", "lora", "prefix", "rgp"])?;
-        let given = [
-            ("top_k", self.top_k.is_some(), &["topk"][..]),
-            ("rank", self.rank.is_some(), &["lora", "rgp"][..]),
-            ("alpha", self.alpha.is_some(), &["lora"][..]),
-            ("prefix_length", self.prefix_length.is_some(), &["prefix"][..]),
-            ("mid_dim", self.mid_dim.is_some(), &["prefix"][..]),
-        ];
-        for (key, present, methods) in given {
-            if present && !methods.contains(&self.name.as_str()) {
-                return Err(format!(
-                    "method.{key} applies to method.name = {} only, not {}; remove it",
-                    methods.join(" or "),
-                    self.name
-                ));
-            }
-        }
-        if self.top_k() == 0 {
-            return Err("method.top_k must be at least 1".into());
-        }
-        if self.rank() < 1 {
-            return Err(format!("method.rank = {} must be at least 1", self.rank()));
-        }
-        if !(self.alpha().is_finite() && self.alpha() > 0.0) {
-            return Err(format!("method.alpha = {} must be > 0", self.alpha()));
-        }
-        if self.prefix_length() < 1 || self.mid_dim() < 1 {
-            return Err("method.prefix_length and method.mid_dim must be at least 1".into());
-        }
-        Ok(())
-    }
 }
 
 /// `optimization:`.
@@ -187,7 +101,7 @@ impl MethodSection {
 pub struct OptimizationSection {
     /// sgd, adam or adamw.
     #[serde(default = "adam")]
-    pub optimizer: String,
+    pub optimizer: OptimizerName,
     /// Learning rate.
     pub learning_rate: f64,
     /// Expected logical batch size (Poisson: q = batch_size / n).
@@ -206,7 +120,7 @@ pub struct OptimizationSection {
     pub warmup_steps: u64,
     /// constant or linear (decay to 0).
     #[serde(default = "constant")]
-    pub schedule: String,
+    pub schedule: Schedule,
     /// AdamW weight decay; SGD momentum.
     #[serde(default)]
     pub weight_decay: f64,
@@ -243,18 +157,29 @@ impl Serialize for Privacy {
 }
 
 impl<'de> Deserialize<'de> for Privacy {
+    /// `none`, or a mapping read as [`PrivacySection`] through the same deserializer (so that an error
+    /// inside it keeps its dotted key, e.g. `privacy.sampler`).
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        use serde::de::Error;
-        let v = Value::deserialize(d)?;
-        match &v {
-            Value::String(s) if s == "none" => Ok(Self::None),
-            Value::Mapping(_) => {
-                PrivacySection::deserialize(v).map(Self::Dp).map_err(|e| D::Error::custom(format!("privacy: {e}")))
+        struct PrivacyVisitor;
+        impl<'de> serde::de::Visitor<'de> for PrivacyVisitor {
+            type Value = Privacy;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("`none` or a mapping of DP settings (target_epsilon, max_grad_norm, …)")
             }
-            _ => Err(D::Error::custom(
-                "privacy: expected `none` or a mapping of DP settings (target_epsilon, max_grad_norm, …)",
-            )),
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Privacy, E> {
+                match v {
+                    "none" => Ok(Privacy::None),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Privacy, A::Error> {
+                PrivacySection::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Privacy::Dp)
+            }
         }
+        d.deserialize_any(PrivacyVisitor)
     }
 }
 
@@ -274,23 +199,23 @@ pub struct PrivacySection {
     /// Clipping norm C.
     pub max_grad_norm: f64,
     /// bk, ghost or naive.
-    #[serde(default = "bk")]
-    pub clipping_mode: String,
+    #[serde(default)]
+    pub clipping_mode: ClipMode,
     /// flat, per_layer or automatic.
-    #[serde(default = "flat")]
-    pub clipping_style: String,
+    #[serde(default)]
+    pub clipping_style: ClipStyle,
     /// rdp or prv: calibrates σ and enforces the budget (all are reported).
     #[serde(default = "rdp")]
-    pub accountant: String,
+    pub accountant: BudgetAccountant,
     /// poisson or fixed_size.
     #[serde(default = "poisson")]
-    pub sampler: String,
+    pub sampler: SamplerName,
     /// Randomness of the noise and the batch sampler: `secure` (default: OS randomness; the sampler's key
     /// is kept in the checkpoint so that a resume continues its stream) or `fixed` (derived from
     /// optimization.seed: reproducible, for research; anyone who knows the seed can recompute the noise and
     /// the batches, so the guarantee then holds only while the seed is secret).
     #[serde(default = "secure")]
-    pub noise_seed: String,
+    pub noise_seed: NoiseSeedMode,
 }
 
 /// `generation:`.
@@ -320,47 +245,38 @@ impl Default for GenerationSection {
     }
 }
 
-fn f32_name() -> String {
-    "f32".into()
+fn f32_dtype() -> Dtype {
+    Dtype::F32
 }
 fn max_length_default() -> usize {
     100
 }
-fn dev() -> String {
-    "dev".into()
+fn dev() -> Split {
+    Split::Dev
 }
-fn train_split() -> String {
-    "train".into()
+fn train_split() -> Split {
+    Split::Train
 }
-fn prompt() -> String {
-    "prompt".into()
+fn prompt() -> Head {
+    Head::Prompt
 }
-fn full() -> String {
-    "full".into()
-}
-fn adam() -> String {
-    "adam".into()
+fn adam() -> OptimizerName {
+    OptimizerName::Adam
 }
 fn physical_default() -> usize {
     16
 }
-fn constant() -> String {
-    "constant".into()
+fn constant() -> Schedule {
+    Schedule::Constant
 }
-fn bk() -> String {
-    "bk".into()
+fn rdp() -> BudgetAccountant {
+    BudgetAccountant::Rdp
 }
-fn flat() -> String {
-    "flat".into()
+fn poisson() -> SamplerName {
+    SamplerName::Poisson
 }
-fn rdp() -> String {
-    "rdp".into()
-}
-fn poisson() -> String {
-    "poisson".into()
-}
-fn secure() -> String {
-    "secure".into()
+fn secure() -> NoiseSeedMode {
+    NoiseSeedMode::Secure
 }
 fn five() -> usize {
     5
@@ -426,62 +342,110 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig, BadInput> {
 
 /// Checks a YAML tree against [`RunConfig`] and the ranges of its values.
 pub fn from_tree(tree: Value, path: &Path) -> Result<RunConfig, BadInput> {
-    let config: RunConfig = serde_norway::from_value(tree).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let config: RunConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let key = e.path().to_string();
+        match key.as_str() {
+            "." | "?" | "" => BadInput(format!("{}: {}", path.display(), e.inner())),
+            _ => BadInput(format!("{}: {key}: {}", path.display(), e.inner())),
+        }
+    })?;
     config.check().map_err(|m| BadInput(format!("{}: {m}", path.display())))?;
     Ok(config)
 }
 
-fn one_of(key: &str, value: &str, allowed: &[&str]) -> Result<(), String> {
-    if allowed.contains(&value) {
-        Ok(())
-    } else {
-        Err(format!("{key} = \"{value}\" is not one of {}", allowed.join(", ")))
+/// Where the model comes from (`model.path`, or `model.config` with `model.tokenizer`).
+#[derive(Clone, Copy, Debug)]
+pub enum ModelSource<'a> {
+    /// A Hugging Face folder.
+    Folder(&'a Path),
+    /// A config.json to initialise randomly, and a folder with tokenizer files.
+    Config {
+        /// `model.config`.
+        config: &'a Path,
+        /// `model.tokenizer`.
+        tokenizer: &'a Path,
+    },
+}
+
+impl ModelSection {
+    /// The model's source; exactly one of `path` and `config` (with `tokenizer`) must be given.
+    pub fn source(&self) -> Result<ModelSource<'_>, String> {
+        match (&self.path, &self.config, &self.tokenizer) {
+            (Some(_), Some(_), _) => Err("model: give either path or config (with tokenizer), not both".into()),
+            (None, None, _) => Err("model: give path (a Hugging Face folder) or config + tokenizer".into()),
+            (None, Some(_), None) => {
+                Err("model.tokenizer is needed with model.config (a folder with tokenizer files)".into())
+            }
+            (Some(path), None, _) => Ok(ModelSource::Folder(path)),
+            (None, Some(config), Some(tokenizer)) => Ok(ModelSource::Config { config, tokenizer }),
+        }
+    }
+}
+
+/// The length of a run: `optimization.steps` or `optimization.epochs`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum RunLength {
+    /// Optimiser steps.
+    Steps(u64),
+    /// Epochs: steps = epochs / q.
+    Epochs(f64),
+}
+
+impl OptimizationSection {
+    /// Exactly one of `steps` (≥ 1) and `epochs` (> 0).
+    pub fn length(&self) -> Result<RunLength, String> {
+        match (self.epochs, self.steps) {
+            (Some(_), Some(_)) => Err("optimization: give epochs or steps, not both".into()),
+            (None, None) => Err("optimization: give epochs or steps".into()),
+            (Some(e), None) if !(e.is_finite() && e > 0.0) => Err(format!("optimization.epochs = {e} must be > 0")),
+            (Some(e), None) => Ok(RunLength::Epochs(e)),
+            (None, Some(0)) => Err("optimization.steps must be at least 1".into()),
+            (None, Some(s)) => Ok(RunLength::Steps(s)),
+        }
+    }
+}
+
+/// How σ is set.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum NoiseLevel {
+    /// `privacy.noise_multiplier` as given (a `target_epsilon` beside it is the budget only).
+    Given(f64),
+    /// Calibrated so that the planned run reaches `privacy.target_epsilon`.
+    Calibrated(f64),
+}
+
+impl PrivacySection {
+    /// σ as given, or the ε to calibrate it to.
+    pub fn noise(&self) -> Result<NoiseLevel, String> {
+        match (self.noise_multiplier, self.target_epsilon) {
+            (Some(s), _) => Ok(NoiseLevel::Given(s)),
+            (None, Some(e)) => Ok(NoiseLevel::Calibrated(e)),
+            (None, None) => Err("privacy: give target_epsilon (σ is calibrated) or noise_multiplier".into()),
+        }
     }
 }
 
 impl RunConfig {
     /// Range and consistency checks, naming the key.
     pub fn check(&self) -> Result<(), String> {
-        match (&self.model.path, &self.model.config) {
-            (Some(_), Some(_)) => return Err("model: give either path or config (with tokenizer), not both".into()),
-            (None, None) => return Err("model: give path (a Hugging Face folder) or config + tokenizer".into()),
-            (None, Some(_)) if self.model.tokenizer.is_none() => {
-                return Err("model.tokenizer is needed with model.config (a folder with tokenizer files)".into())
-            }
-            _ => {}
-        }
-        one_of("model.dtype", &self.model.dtype, &["f32", "f64", "bf16"])?;
-        one_of("task.name", &self.task.name, &["e2e", "dart", "sst2", "qnli", "mnli", "qqp", "text"])?;
+        self.model.source()?;
         self.method.check()?;
-        one_of("task.head", &self.task.head, &["prompt", "classifier"])?;
         if self.task.max_length < 2 {
             return Err(format!("task.max_length = {} must be at least 2", self.task.max_length));
         }
         let o = &self.optimization;
-        one_of("optimization.optimizer", &o.optimizer, &["sgd", "adam", "adamw"])?;
-        one_of("optimization.schedule", &o.schedule, &["constant", "linear"])?;
         if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
             return Err(format!("optimization.learning_rate = {} must be > 0", o.learning_rate));
         }
         if o.batch_size == 0 || o.physical_batch_size == 0 {
             return Err("optimization.batch_size and physical_batch_size must be at least 1".into());
         }
-        match (o.epochs, o.steps) {
-            (Some(_), Some(_)) => return Err("optimization: give epochs or steps, not both".into()),
-            (None, None) => return Err("optimization: give epochs or steps".into()),
-            (Some(e), None) if !(e.is_finite() && e > 0.0) => {
-                return Err(format!("optimization.epochs = {e} must be > 0"))
-            }
-            (None, Some(0)) => return Err("optimization.steps must be at least 1".into()),
-            _ => {}
-        }
+        o.length()?;
         if !(o.weight_decay >= 0.0 && (0.0..1.0).contains(&o.momentum)) {
             return Err("optimization.weight_decay must be ≥ 0 and momentum in [0, 1)".into());
         }
         if let Privacy::Dp(p) = &self.privacy {
-            if p.target_epsilon.is_none() && p.noise_multiplier.is_none() {
-                return Err("privacy: give target_epsilon (σ is calibrated) or noise_multiplier".into());
-            }
+            p.noise()?;
             if let Some(e) = p.target_epsilon {
                 if !(e.is_finite() && e > 0.0) {
                     return Err(format!("privacy.target_epsilon = {e} must be > 0"));
@@ -502,11 +466,6 @@ impl RunConfig {
                     return Err(format!("privacy.delta = {d} must lie in (0, 1)"));
                 }
             }
-            one_of("privacy.clipping_mode", &p.clipping_mode, &["bk", "ghost", "naive"])?;
-            one_of("privacy.clipping_style", &p.clipping_style, &["flat", "per_layer", "automatic"])?;
-            one_of("privacy.accountant", &p.accountant, &["rdp", "prv"])?;
-            one_of("privacy.sampler", &p.sampler, &["poisson", "fixed_size"])?;
-            one_of("privacy.noise_seed", &p.noise_seed, &["fixed", "secure"])?;
         }
         if self.generation.num_beams == 0 || self.generation.max_new_tokens == 0 || self.generation.batch_size == 0 {
             return Err("generation.num_beams, max_new_tokens and batch_size must be at least 1".into());
@@ -549,7 +508,10 @@ privacy: {target_epsilon: 3, max_grad_norm: 0.1}
         assert_eq!(c.task.max_train_examples, Some(64));
         assert_eq!(c.optimization.physical_batch_size, 16);
         let Privacy::Dp(p) = &c.privacy else { panic!() };
-        assert_eq!((p.accountant.as_str(), p.sampler.as_str(), p.clipping_mode.as_str()), ("prv", "poisson", "bk"));
+        assert_eq!(
+            (p.accountant, p.sampler, p.clipping_mode),
+            (BudgetAccountant::Prv, SamplerName::Poisson, ClipMode::Bk)
+        );
         let c = parse(BASE, &["privacy=none"]).unwrap();
         assert!(matches!(c.privacy, Privacy::None));
     }
@@ -563,9 +525,45 @@ privacy: {target_epsilon: 3, max_grad_norm: 0.1}
         let e = parse(BASE, &["privacy.max_grad_norm=-1"]).unwrap_err();
         assert!(e.contains("max_grad_norm = -1"), "{e}");
         let e = parse(BASE, &["privacy.sampler=shuffle"]).unwrap_err();
-        assert!(e.contains("privacy.sampler"), "{e}");
+        assert!(
+            e.contains("x.yaml: privacy.sampler: unknown variant `shuffle`, expected `poisson` or `fixed_size`"),
+            "{e}"
+        );
+        let e = parse(BASE, &["optimization.schedule=cosine"]).unwrap_err();
+        assert!(e.contains("optimization.schedule") && e.contains("`linear`"), "{e}");
+        let e = parse(BASE, &["privacy.clipping_mode=fast"]).unwrap_err();
+        assert!(e.contains("privacy.clipping_mode") && e.contains("`naive`"), "{e}");
+        let e = parse(BASE, &["task.eval_split=validation"]).unwrap_err();
+        assert!(e.contains("task.eval_split") && e.contains("validation"), "{e}");
+        let e = parse(BASE, &["method.name=lora", "method.top_k=3"]).unwrap_err();
+        assert!(e.contains("method.top_k applies to method.name = topk only, not lora; remove it"), "{e}");
+        let e = parse(BASE, &["privacy=yes"]).unwrap_err();
+        assert!(e.contains("privacy") && e.contains("`none` or a mapping"), "{e}");
         let e = parse("model: {path: m}\n", &[]).unwrap_err();
         assert!(e.contains("missing field"), "{e}");
         assert!(parse(BASE, &["nokey"]).is_err());
+    }
+
+    /// Every config.yaml committed under results/ reads back to the same text: the typed config writes
+    /// what the string-typed one wrote, so finished runs keep matching their sweep (and their hash).
+    #[test]
+    fn committed_run_configs_round_trip_byte_for_byte() {
+        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
+        let mut stack = vec![results];
+        let mut seen = 0;
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.file_name().is_some_and(|n| n == "config.yaml") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    let config = from_tree(parse_yaml(&text, &path).unwrap(), &path).unwrap();
+                    assert_eq!(to_yaml(&config), text, "{}", path.display());
+                    seen += 1;
+                }
+            }
+        }
+        assert!(seen >= 18, "only {seen} committed run configs found");
     }
 }

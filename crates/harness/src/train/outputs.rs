@@ -1,0 +1,190 @@
+//! What a finished run writes: `privacy.json` (the ledger and what ε covers) and `summary.json` (status,
+//! metrics, cost). Both are serde structs sharing [`RunFacts`]; the files keep their keys (sorted, as
+//! `serde_json` writes a `Value`).
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use dp_core::accounting::{AccountantKind, Accountants, History, Sampling};
+
+use super::setup::RunState;
+use crate::run_config::{NoiseSeedMode, Privacy, RunConfig};
+
+/// What ε covers, stated in every privacy.json.
+const SCOPE: &str = "epsilon covers the trained parameters and anything computed from them alone; metrics.jsonl holds per-step training statistics (batch sizes, losses, gradient-norm statistics) that are not privatised: do not release it";
+
+/// The facts both files state.
+#[derive(Serialize)]
+pub(super) struct RunFacts {
+    dataset_size: usize,
+    delta: Option<f64>,
+    noise_multiplier: Option<f64>,
+    /// ε under every accountant that applies ([`epsilons`]), or null without DP.
+    epsilon: Value,
+    budget_accountant: Option<&'static str>,
+    steps: u64,
+    planned_steps: u64,
+}
+
+impl RunFacts {
+    /// The facts after `done` steps.
+    pub fn new(state: &RunState, done: u64) -> Self {
+        let dp = state.dp.as_ref();
+        Self {
+            dataset_size: state.n,
+            delta: dp.map(|d| d.delta),
+            noise_multiplier: dp.map(|d| d.sigma),
+            epsilon: dp.map_or(Value::Null, |d| epsilons(&state.history, d.delta)),
+            budget_accountant: dp.map(|d| d.accountant.name()),
+            steps: done,
+            planned_steps: state.steps,
+        }
+    }
+}
+
+/// `privacy.sampler`.
+#[derive(Serialize)]
+struct SamplerFacts {
+    kind: &'static str,
+    sample_rate: f64,
+    expected_batch_size: f64,
+    relation: &'static str,
+}
+
+/// `privacy.clipping`.
+#[derive(Serialize)]
+struct ClippingFacts {
+    mode: String,
+    style: String,
+}
+
+/// `privacy.json`.
+#[derive(Serialize)]
+pub(super) struct PrivacyReport {
+    #[serde(flatten)]
+    facts: RunFacts,
+    private: bool,
+    sampler: SamplerFacts,
+    max_grad_norm: Option<f64>,
+    clipping: Option<ClippingFacts>,
+    target_epsilon: Option<f64>,
+    randomness: Option<String>,
+    scope: &'static str,
+    /// The accountant's event history, or null.
+    history: Value,
+}
+
+impl PrivacyReport {
+    /// The report after `done` steps.
+    pub fn new(config: &RunConfig, state: &RunState, done: u64) -> anyhow::Result<Self> {
+        let dp = state.dp.as_ref();
+        let kind = sampler_name(state.sampler.sampling());
+        let randomness = match &config.privacy {
+            Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Fixed => Some(format!(
+                "fixed seed {}: noise and batches are reproducible from the config; the guarantee holds only while the seed is secret",
+                config.optimization.seed
+            )),
+            Privacy::Dp(_) => Some("secure: noise and batch sampling from the operating system's randomness".into()),
+            Privacy::None => None,
+        };
+        let history = if state.history.steps() == 0 {
+            Value::Null
+        } else {
+            serde_json::from_str::<Value>(&state.history.to_json())?
+        };
+        Ok(Self {
+            facts: RunFacts::new(state, done),
+            private: dp.is_some(),
+            sampler: SamplerFacts {
+                kind,
+                sample_rate: state.sampler.sampling().sample_rate(),
+                expected_batch_size: state.sampler.expected_batch_size(),
+                relation: if kind == "poisson" { "add/remove one example" } else { "replace one example" },
+            },
+            max_grad_norm: dp.map(|d| d.clipper.max_grad_norm),
+            clipping: dp.map(|d| ClippingFacts {
+                mode: format!("{:?}", d.clipper.mode),
+                style: format!("{:?}", d.clipper.style),
+            }),
+            target_epsilon: dp.and_then(|d| d.budget.map(|b| b.epsilon)),
+            randomness,
+            scope: SCOPE,
+            history,
+        })
+    }
+}
+
+/// `summary.json`.
+#[derive(Serialize)]
+pub(super) struct Summary {
+    #[serde(flatten)]
+    pub facts: RunFacts,
+    /// `finished` or `stopped_at_budget`.
+    pub status: &'static str,
+    pub stop_reason: Option<String>,
+    pub sample_rate: f64,
+    pub sampler: &'static str,
+    pub expected_batch_size: f64,
+    pub trainable_parameters: i64,
+    pub gradient_parameters: i64,
+    /// Final evaluation metrics.
+    pub metrics: serde_json::Map<String, Value>,
+    pub wall_time_s: f64,
+    pub peak_memory_bytes: Option<u64>,
+    pub peak_memory_kind: &'static str,
+}
+
+impl Summary {
+    /// The summary after `done` steps; `stopped` is the budget message when the run stopped early.
+    pub fn new(
+        state: &RunState,
+        done: u64,
+        stopped: Option<String>,
+        metrics: serde_json::Map<String, Value>,
+        wall_time_s: f64,
+    ) -> Self {
+        Self {
+            facts: RunFacts::new(state, done),
+            status: if stopped.is_some() { "stopped_at_budget" } else { "finished" },
+            stop_reason: stopped,
+            sample_rate: state.sampler.sampling().sample_rate(),
+            sampler: sampler_name(state.sampler.sampling()),
+            expected_batch_size: state.sampler.expected_batch_size(),
+            trainable_parameters: state.trainable_count,
+            gradient_parameters: state.gradient_count,
+            metrics,
+            wall_time_s,
+            peak_memory_bytes: super::peak_rss_bytes(),
+            peak_memory_kind: "process resident-set high-water mark (VmHWM)",
+        }
+    }
+}
+
+fn sampler_name(sampling: Sampling) -> &'static str {
+    match sampling {
+        Sampling::Poisson { .. } => "poisson",
+        Sampling::FixedSize { .. } => "fixed_size",
+    }
+}
+
+/// ε of `history` under every accountant that applies (GDP flagged as an approximation).
+pub(super) fn epsilons(history: &History, delta: f64) -> Value {
+    if history.steps() == 0 {
+        return json!({});
+    }
+    let acc = Accountants::default();
+    let mut out = serde_json::Map::new();
+    for kind in [AccountantKind::Rdp, AccountantKind::Prv, AccountantKind::Gdp] {
+        let value = match kind {
+            AccountantKind::Prv => acc
+                .prv
+                .epsilon(history, delta)
+                .map(|r| json!({"upper": r.upper, "lower": r.lower, "estimate": r.estimate})),
+            _ => acc.epsilon(kind, history, delta).map(|e| json!(e)),
+        };
+        // GDP is a central-limit approximation that can under-estimate ε: its key says so.
+        let key = if kind == AccountantKind::Gdp { "gdp_approximation".to_string() } else { kind.name().to_string() };
+        out.insert(key, value.unwrap_or_else(|e| json!({"unavailable": e.to_string()})));
+    }
+    Value::Object(out)
+}

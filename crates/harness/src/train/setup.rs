@@ -1,0 +1,253 @@
+//! Start or resume a run: the DP settings resolved from the config (σ calibrated to the target ε over the
+//! planned steps, Li et al. 2022, Sec. 3), the sampler, the optimiser, and — when resuming — every check
+//! that the checkpoint belongs to this config and this data before its state is restored.
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use dp_core::accounting::{
+    default_delta, delta_warning, steps_for_epochs, AccountantKind, Accountants, History, Sampling,
+};
+use dp_core::engine::{
+    BatchSampler, Budget, Clipper, DpOptimizer, GaussianNoise, LrSchedule, NoiseSeed, NormMethod, OptimizerKind,
+};
+use tch::Tensor;
+
+use super::checkpoint::{self, Restored, TrainState};
+use super::objective::Objective;
+use crate::exit::BadInput;
+use crate::run_config::{
+    NoiseLevel, NoiseSeedMode, OptimizerName, Privacy, PrivacySection, RunConfig, RunLength, SamplerName, Schedule,
+};
+
+/// The DP settings resolved for a run.
+pub(super) struct Dp {
+    pub clipper: Clipper,
+    pub noise: GaussianNoise,
+    /// σ.
+    pub sigma: f64,
+    pub delta: f64,
+    /// The accountant that calibrated σ and enforces the budget.
+    pub accountant: AccountantKind,
+    pub budget: Option<Budget>,
+}
+
+/// What the loop carries from step to step.
+pub(super) struct RunState {
+    /// Training examples n.
+    pub n: usize,
+    /// Planned steps.
+    pub steps: u64,
+    /// Steps already done (0, or the checkpoint's step).
+    pub start_step: u64,
+    pub sampler: BatchSampler,
+    /// Key of the sampler's stream (kept in checkpoints so that a resume continues it).
+    pub sampler_seed: u64,
+    pub optimizer: DpOptimizer,
+    /// The privacy ledger.
+    pub history: History,
+    /// `None` for non-private training.
+    pub dp: Option<Dp>,
+    /// Variables whose gradients are taken (clipped and noised).
+    pub trainable: Vec<(String, Tensor)>,
+    /// Variables the optimiser updates (differs from `trainable` for RGP).
+    pub updated: Vec<(String, Tensor)>,
+    /// Parameters in `updated` / in `trainable`.
+    pub trainable_count: i64,
+    pub gradient_count: i64,
+    /// [`super::config_hash`] of the config.
+    pub config_hash: String,
+}
+
+impl RunState {
+    /// Builds the run's state from `config`, resuming from the checkpoint in `out` when `resume` is set
+    /// and one exists. Refuses an empty training set, parameters no DP layer owns, and a checkpoint made
+    /// with other data (n, q), another σ or another config, or whose ledger does not match its step.
+    pub fn start_or_resume(config: &RunConfig, objective: &dyn Objective, out: &Path, resume: bool) -> Result<Self> {
+        let o = &config.optimization;
+        let n = objective.train_len();
+        if n == 0 {
+            return Err(BadInput("the training set is empty (after dropping over-long examples)".into()).into());
+        }
+        let trainable = objective.trainable();
+        dp_core::engine::check_ownership(&objective.layers(), &trainable)?;
+        let updated = objective.updated();
+        let trainable_count: i64 = updated.iter().map(|(_, t)| t.numel() as i64).sum();
+        let gradient_count: i64 = trainable.iter().map(|(_, t)| t.numel() as i64).sum();
+        log::info!("{} training examples; {} trainable parameters in {} tensors", n, trainable_count, updated.len());
+        if gradient_count != trainable_count {
+            log::info!(
+                "gradients are taken (clipped and noised) in a space of {gradient_count} parameters (method {})",
+                config.method.name
+            );
+        }
+        let restored = if resume && checkpoint::exists(out) { Some(checkpoint::load(out)?) } else { None };
+        let secure = matches!(&config.privacy, Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Secure);
+        let sampler_seed = match (&restored, secure) {
+            (Some(r), _) => r.state.sampler_seed,
+            (None, true) => rand::random::<u64>(),
+            (None, false) => o.seed,
+        };
+        let sampler = sampler_for(&config.privacy, n, o.batch_size, sampler_seed)?;
+        let steps = match o.length().map_err(BadInput)? {
+            RunLength::Steps(s) => s,
+            RunLength::Epochs(e) => steps_for_epochs(e, sampler.sampling().sample_rate())?,
+        };
+        let dp = match &config.privacy {
+            Privacy::Dp(p) => Some(resolve_dp(p, sampler.sampling(), steps, n, o.seed)?),
+            Privacy::None => None,
+        };
+        let optimizer = optimizer_for(config, steps)?;
+        let mut state = Self {
+            n,
+            steps,
+            start_step: 0,
+            sampler,
+            sampler_seed,
+            optimizer,
+            history: History::new(),
+            dp,
+            trainable,
+            updated,
+            trainable_count,
+            gradient_count,
+            config_hash: super::config_hash(config),
+        };
+        if let Some(r) = restored {
+            state.resume_from(r, objective, out)?;
+        }
+        Ok(state)
+    }
+
+    /// Checks the checkpoint against this run, then restores parameters, optimiser, sampler and ledger.
+    fn resume_from(&mut self, r: Restored, objective: &dyn Objective, out: &Path) -> Result<()> {
+        let q = self.sampler.sampling().sample_rate();
+        let sigma = self.dp.as_ref().map(|d| d.sigma);
+        let same_sigma = r.state.noise_multiplier.map(f64::to_bits) == sigma.map(f64::to_bits);
+        if r.state.dataset_size != self.n || r.state.sample_rate.to_bits() != q.to_bits() || !same_sigma {
+            bail!(BadInput(format!(
+                "{}: the checkpoint was made with n = {}, q = {}, σ = {:?}; this run has n = {}, q = {q}, σ = {sigma:?} (other data or data directory?): resume refused",
+                out.display(),
+                r.state.dataset_size,
+                r.state.sample_rate,
+                r.state.noise_multiplier,
+                self.n,
+            )));
+        }
+        if r.state.config_hash != self.config_hash {
+            bail!(BadInput(format!(
+                "{}: the checkpoint belongs to another config (hash {} vs {}); resume with the config it was started with",
+                out.display(),
+                r.state.config_hash,
+                self.config_hash
+            )));
+        }
+        checkpoint::restore_parameters(&objective.parameters(), &r.parameters)?;
+        self.optimizer.load_state(&self.updated, r.state.optimizer_step, &r.optimizer)?;
+        self.sampler.set_stream_position(r.state.sampler_position.parse().context("checkpoint sampler position")?);
+        if !r.state.history.is_empty() {
+            self.history = History::from_json(&r.state.history)?;
+        }
+        if self.dp.is_some() && self.history.steps() != r.state.step {
+            bail!(
+                "{}: the checkpoint's ledger has {} steps but its state says {}: it is corrupt",
+                out.display(),
+                self.history.steps(),
+                r.state.step
+            );
+        }
+        self.start_step = r.state.step;
+        log::info!("resuming from step {} of {}", self.start_step, self.steps);
+        Ok(())
+    }
+
+    /// Writes the checkpoint after `step` completed steps.
+    pub fn save(&self, out: &Path, objective: &dyn Objective, step: u64) -> Result<()> {
+        let (opt_step, opt_state) = self.optimizer.state(&self.updated);
+        let state = TrainState {
+            step,
+            optimizer_step: opt_step,
+            sampler_position: self.sampler.stream_position().to_string(),
+            history: if self.history.steps() == 0 { String::new() } else { self.history.to_json() },
+            noise_multiplier: self.dp.as_ref().map(|d| d.sigma),
+            config_hash: self.config_hash.clone(),
+            sampler_seed: self.sampler_seed,
+            dataset_size: self.n,
+            sample_rate: self.sampler.sampling().sample_rate(),
+        };
+        checkpoint::save(out, &state, &objective.parameters(), &opt_state)
+    }
+}
+
+/// Poisson sampling with q = B/n, or fixed-size batches (`privacy.sampler: fixed_size`, and every
+/// non-private run).
+fn sampler_for(privacy: &Privacy, n: usize, batch: usize, seed: u64) -> Result<BatchSampler> {
+    if batch > n {
+        return Err(BadInput(format!("optimization.batch_size = {batch} exceeds the {n} training examples")).into());
+    }
+    let sampler = match privacy {
+        Privacy::Dp(p) => p.sampler,
+        Privacy::None => SamplerName::FixedSize,
+    };
+    Ok(match sampler {
+        SamplerName::FixedSize => BatchSampler::fixed_size(n as u64, batch as u64, seed)?,
+        SamplerName::Poisson => BatchSampler::poisson(n as u64, batch as f64 / n as f64, seed)?,
+    })
+}
+
+/// The clipper, the noise, σ (given, or calibrated to the target ε over `steps`), δ and the budget.
+fn resolve_dp(p: &PrivacySection, sampling: Sampling, steps: u64, n: usize, seed: u64) -> Result<Dp> {
+    let accountant = p.accountant.kind();
+    if !accountant.supports(&sampling) {
+        return Err(BadInput(format!(
+            "privacy.accountant = {} does not support privacy.sampler = {}; use rdp with fixed_size batches",
+            p.accountant, p.sampler
+        ))
+        .into());
+    }
+    let delta = p.delta.unwrap_or_else(|| default_delta(n as u64));
+    if let Some(w) = delta_warning(delta, n as u64) {
+        log::warn!("{w}");
+    }
+    let sigma = match p.noise().map_err(BadInput)? {
+        NoiseLevel::Given(s) => s,
+        NoiseLevel::Calibrated(eps) => {
+            let accountants = Accountants::default();
+            let c = dp_core::accounting::calibrate_noise(accountant, &accountants, eps, delta, sampling, steps, 1e-3)?;
+            log::info!(
+                "noise multiplier σ = {:.6} for ε = {eps} at δ = {delta:e} over {steps} steps ({})",
+                c.noise_multiplier,
+                accountant.name()
+            );
+            c.noise_multiplier
+        }
+    };
+    let clipper = Clipper {
+        max_grad_norm: p.max_grad_norm,
+        stability: 1e-6,
+        mode: p.clipping_mode,
+        norm_method: NormMethod::Auto,
+        style: p.clipping_style,
+    }
+    .checked()?;
+    let noise = GaussianNoise::new(match p.noise_seed {
+        NoiseSeedMode::Fixed => NoiseSeed::Fixed(seed),
+        NoiseSeedMode::Secure => NoiseSeed::Secure,
+    });
+    let budget = p.target_epsilon.map(|epsilon| Budget { epsilon, delta, accountant });
+    Ok(Dp { clipper, noise, sigma, delta, accountant, budget })
+}
+
+fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimizer> {
+    let o = &config.optimization;
+    let kind = match o.optimizer {
+        OptimizerName::Sgd => OptimizerKind::Sgd { momentum: o.momentum },
+        OptimizerName::Adamw => OptimizerKind::AdamW { weight_decay: o.weight_decay },
+        OptimizerName::Adam => OptimizerKind::Adam,
+    };
+    let schedule = match o.schedule {
+        Schedule::Linear => LrSchedule::Linear { total_steps: steps },
+        Schedule::Constant => LrSchedule::Constant,
+    };
+    Ok(DpOptimizer::new(kind, o.learning_rate, schedule, o.warmup_steps)?)
+}
