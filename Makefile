@@ -12,6 +12,16 @@ ifeq ($(strip $(DPFT_DATA_DIR)),)
     export DPFT_DATA_DIR := $(abspath ../shared/data)
   endif
 endif
+# With a data directory every fixture is required: a test that cannot find its data or fixture fails
+# instead of passing having checked nothing (CI sets it too). Skipped tests append a line to DPFT_SKIP_LOG.
+ifneq ($(strip $(DPFT_DATA_DIR)),)
+  ifneq ($(wildcard $(DPFT_DATA_DIR)/.),)
+    export DPFT_REQUIRE_FIXTURES ?= 1
+  endif
+else ifneq ($(wildcard data/.),)
+  export DPFT_REQUIRE_FIXTURES ?= 1
+endif
+export DPFT_SKIP_LOG ?= $(CURDIR)/target/test-logs/skipped.log
 PY := $(DPFT_VENV)/bin/python
 PROFILE ?= mini
 MODEL_DIR ?=
@@ -27,19 +37,24 @@ setup: ## Create/check the Python environment (torch 2.11.0 + reference packages
 build: setup ## Build the workspace (debug)
 	cargo build --workspace
 
-test: setup ## Everything CI checks: Rust tests, Python cross-checks, formatting, clippy
+test: setup ## Everything CI checks: Rust tests, Python cross-checks, formatting, clippy; prints the test counts
 	@if [ -n "$${DPFT_DATA_DIR:-}" ] && [ -d "$$DPFT_DATA_DIR" ]; then echo "[test] data directory: $$DPFT_DATA_DIR"; \
 	 elif [ -d data ]; then echo "[test] data directory: data/"; \
 	 else echo "[test] no data directory found (DPFT_DATA_DIR unset, no data/): data-dependent tests are SKIPPED"; fi
+	@echo "[test] DPFT_REQUIRE_FIXTURES=$${DPFT_REQUIRE_FIXTURES:-0} (1: a test whose fixture or data is missing fails)"
+	@mkdir -p target/test-logs && rm -f $(DPFT_SKIP_LOG)
 	$(MAKE) --no-print-directory test-rust test-python lint
+	@bash scripts/test-summary.sh target/test-logs $(DPFT_SKIP_LOG)
 
 test-rust:
-	cargo test --workspace
+	@mkdir -p target/test-logs
+	cargo test --workspace 2>&1 | tee target/test-logs/rust.log
 
 test-python: ## Python cross-checks (python/tests) against the built dpft
 	cargo build --workspace --bins
 	cargo build -p metrics --example eval_gen
-	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q -n 2 --dist loadfile python/tests
+	@mkdir -p target/test-logs
+	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q -rs -n 2 --dist loadfile python/tests 2>&1 | tee target/test-logs/python.log
 
 lint:
 	cargo fmt --all --check

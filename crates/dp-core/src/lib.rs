@@ -2,8 +2,8 @@
 //!
 //! Li, Tramèr, Liang & Hashimoto, "Large Language Models Can Be Strong Differentially Private Learners"
 //! (ICLR 2022): DP-Adam fine-tuning with per-example clipping computed by ghost clipping. This crate holds
-//! everything that is independent of any particular model: device selection, and (as the engine grows)
-//! DP-aware layers, per-example norms, clipping, noise, optimizers, samplers and privacy accounting.
+//! everything that is independent of any particular model: device selection, DP-aware layers, per-example
+//! norms, clipping, noise, optimizers, samplers and privacy accounting.
 //! It knows nothing of GPT-2, RoBERTa or BERT; those live in the `models` crate.
 
 pub mod accounting;

@@ -4,13 +4,12 @@
 //! a batch are [B, T, V] floats: 8 × 60 × 50,258 × 4 bytes ≈ 96 MB). By default glibc hands each one back
 //! to the kernel when freed and the next step faults fresh pages in again, which shows as system time
 //! larger than user time. Raising `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_` keeps them in the
-//! heap for reuse. Measured on the 2-core CI machine, a 4-step private run of the tiny GPT-2 on E2E: 5.0 s
-//! → 3.2 s wall, system time 4.3 s → 0.7 s.
+//! heap for reuse (what that saved when measured: results/bench/notes.md).
 //!
 //! glibc reads these variables only at start-up, and setting them from inside needs `mallopt` (unsafe
 //! FFI, which this workspace forbids), so the commands that run models (train, generate, score,
-//! clip-check, bench) re-execute dpft once with them set; that costs one more process start (≈ 0.5 s
-//! for a debug build, mostly loading libtorch), which the quick commands are spared. It does nothing
+//! clip-check, bench) re-execute dpft once with them set; that costs one more process start (mostly
+//! loading libtorch), which the quick commands are spared. It does nothing
 //! when either variable is already set (the user's choice wins), on other platforms, or when
 //! `DPFT_MALLOC=default` asks for glibc's defaults.
 

@@ -13,7 +13,6 @@ mod logging;
 mod report;
 mod run_config;
 mod sweep;
-#[allow(dead_code)] // wired into the commands in a later change
 mod tasks;
 mod train;
 

@@ -315,24 +315,27 @@ impl DataDir {
     }
 
     /// The data directory for tests: `DPFT_DATA_DIR` if set (`make test` sets it to `../shared/data` when
-    /// that exists), else `data/` at the workspace root. `None` when neither has `dataset`, after printing
-    /// why to stderr, so that a skipped data test is never silent (`cargo test -- --nocapture` shows it;
-    /// `make test` also prints the data directory it uses).
+    /// that exists), else `data/` at the workspace root. When neither has `dataset` the test fails if
+    /// fixtures are required, else is recorded as skipped and `None` comes back ([`crate::fixtures`]).
     pub fn for_tests(dataset: &str) -> Option<Self> {
+        Self::find_for_tests(dataset).map_or_else(|reason| crate::fixtures::missing(&reason), Some)
+    }
+
+    /// [`for_tests`](Self::for_tests) without the side effects: the folder, or why there is none.
+    pub fn find_for_tests(dataset: &str) -> Result<Self, String> {
         let workspace_data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data");
         let dir = match env::var_os(DATA_DIR_ENV) {
             Some(p) if !p.is_empty() => Self { root: PathBuf::from(p), source: DataDirSource::Env },
             _ => Self { root: workspace_data, source: DataDirSource::Default },
         };
         if dir.root.join(dataset).is_dir() {
-            Some(dir)
+            Ok(dir)
         } else {
-            eprintln!(
-                "SKIPPED: dataset `{dataset}` not found in {} ({}); set {DATA_DIR_ENV} or run `make data`",
+            Err(format!(
+                "dataset `{dataset}` not found in {} ({}); set {DATA_DIR_ENV} or run `make data`",
                 dir.root.display(),
                 dir.source
-            );
-            None
+            ))
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod clip_check;
 pub mod config;
 pub mod data;
 pub mod error;
+pub mod fixtures;
 pub mod generation;
 pub mod gpt2;
 pub mod inputs;

@@ -8,10 +8,8 @@
 //! chunk never reads another's words however many the ziggurat rejects). Each draw is `rand_distr`'s
 //! ziggurat N(0, 1) over 64-bit words of the keystream. This is reproducible from the seed regardless of
 //! thread count, independent of libtorch's global generator (which other code and parallel tests also
-//! use), and parallel where libtorch's CPU `normal_` is serial. Measured on 2 cores (throw-away programs):
-//! the keystream alone runs at about twice `rand_chacha` 0.3's speed (8 bytes per draw for 124M draws:
-//! 0.36 s, against 0.39 s for half as many bytes); `privatize` of one 124M-parameter f32 tensor went from
-//! about 1.7 s (`rand_chacha`, out-of-place add and divide) to 1.2–1.3 s. The tensor is then
+//! use), and parallel where libtorch's CPU `normal_` is serial (the keystream's speed against
+//! `rand_chacha`, as measured: results/bench/notes.md). The tensor is then
 //! moved to the parameter's device (on CUDA, see [`GaussianNoise::sample`]). `Secure` draws a fresh 256-bit key from the OS for every call: no
 //! seed can reproduce the noise (the cost is one `getrandom` call per parameter tensor per step).
 

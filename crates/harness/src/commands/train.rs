@@ -169,6 +169,7 @@ fn generation_data(
     let featuriser = CausalFeaturiser::new(tokenizer).map_err(bad)?;
     let max_length = config.task.max_length;
     let train = load_generation(data, task, Split::Train).map_err(bad)?;
+    let train_path = train.path.clone();
     let (train, dropped) = match config.task.max_train_examples {
         // The first k examples that fit: featurise only as many as needed.
         Some(k) => {
@@ -192,8 +193,9 @@ fn generation_data(
         }
     };
     log::info!(
-        "{} train: {} examples kept, {dropped} longer than max_length = {max_length} dropped",
+        "{} train ({}): {} examples kept, {dropped} longer than max_length = {max_length} dropped",
         task.name(),
+        train_path.display(),
         train.len()
     );
     let mut eval = load_generation(data, task, eval_split).map_err(bad)?;
@@ -279,7 +281,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         log::info!(
             "generating for {} {} tables of the {} split",
             segments.len(),
-            config.task.name,
+            config.task.name.name(),
             config.task.eval_split
         );
         crate::train::generation_eval::evaluate(
@@ -287,7 +289,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             &objective.tokenizer,
             &segments,
             &config.generation,
-            config.task.name == RunTask::Dart,
+            config.task.name == RunTask::Paper(TaskName::Dart),
             &out,
         )
     };
@@ -379,8 +381,12 @@ fn run_classification(
         .into());
     }
     let (train_split, eval_split) = (config.task.train_split, config.task.eval_split);
-    let mut train = crate::tasks::load_classification(data, task, train_split).map_err(bad)?.examples;
-    let mut eval = crate::tasks::load_classification(data, task, eval_split).map_err(bad)?.examples;
+    let read = |split: Split| -> Result<Vec<crate::tasks::glue::ClsExample>> {
+        let d = crate::tasks::load_classification(data, task, split).map_err(bad)?;
+        log::info!("{} {}: {} examples read from {}", task.name(), split.name(), d.examples.len(), d.path.display());
+        Ok(d.examples)
+    };
+    let (mut train, mut eval) = (read(train_split)?, read(eval_split)?);
     if let Some(k) = config.task.max_train_examples {
         train.truncate(k);
     }
@@ -390,18 +396,16 @@ fn run_classification(
     let binary_f1 = task == TaskName::Qqp;
     let max_length = config.task.max_length;
     let batch = config.optimization.physical_batch_size;
+    let featurised = |kept: usize, truncated: usize| {
+        let (task, split) = (task.name(), train_split.name());
+        log::info!("{task} {split}: {kept} examples ({truncated} truncated to {max_length} tokens)");
+    };
     let finished = if config.task.head == Head::Prompt {
         let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::MaskedLm, task, opts)?;
         let featuriser = PromptFeaturiser::new(&tokenizer, task).map_err(bad)?;
         let train = featuriser.featurise_all(&train, max_length).map_err(bad)?;
         let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
-        log::info!(
-            "{} {}: {} examples ({} truncated to {max_length} tokens)",
-            task.name(),
-            train_split.name(),
-            train.examples.len(),
-            train.truncated
-        );
+        featurised(train.examples.len(), train.truncated);
         prepare_out(out, args.resume, config)?;
         let objective = PromptMlm {
             model,
@@ -415,6 +419,7 @@ fn run_classification(
         let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::SequenceClassification, task, opts)?;
         let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
+        featurised(train.examples.len(), train.truncated);
         prepare_out(out, args.resume, config)?;
         let objective = PairClassifier { model, train: train.examples, eval: eval.examples, binary_f1 };
         crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?

@@ -47,38 +47,49 @@ choice! {
     }
 }
 
-choice! {
-    /// `task.name`: one of the paper's tasks, or language modelling on plain text files.
-    RunTask {
-        /// E2E.
-        E2e = "e2e",
-        /// DART.
-        Dart = "dart",
-        /// GLUE SST-2.
-        Sst2 = "sst2",
-        /// GLUE QNLI.
-        Qnli = "qnli",
-        /// GLUE MNLI.
-        Mnli = "mnli",
-        /// GLUE QQP.
-        Qqp = "qqp",
-        /// Causal language modelling on `task.text_files`.
-        Text = "text",
-    }
+/// `task.name`: one of the paper's tasks (spelt as [`TaskName::name`]), or `text` (causal language
+/// modelling on `task.text_files`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "&'static str")]
+pub enum RunTask {
+    /// E2E, DART or a GLUE task.
+    Paper(TaskName),
+    /// Language modelling on plain text files.
+    Text,
 }
 
 impl RunTask {
+    /// The YAML spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Paper(t) => t.name(),
+            Self::Text => "text",
+        }
+    }
+
     /// The paper's task, or `None` for `text`.
     pub fn paper_task(self) -> Option<TaskName> {
         match self {
-            Self::E2e => Some(TaskName::E2e),
-            Self::Dart => Some(TaskName::Dart),
-            Self::Sst2 => Some(TaskName::Sst2),
-            Self::Qnli => Some(TaskName::Qnli),
-            Self::Mnli => Some(TaskName::Mnli),
-            Self::Qqp => Some(TaskName::Qqp),
+            Self::Paper(t) => Some(t),
             Self::Text => None,
         }
+    }
+}
+
+impl TryFrom<String> for RunTask {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        match s.as_str() {
+            "text" => Ok(Self::Text),
+            _ => s.parse().map(Self::Paper).map_err(|e| format!("{e}, or text (plain text files)")),
+        }
+    }
+}
+
+impl From<RunTask> for &'static str {
+    fn from(t: RunTask) -> Self {
+        t.name()
     }
 }
 
@@ -187,7 +198,9 @@ mod tests {
         assert_eq!(serde_norway::from_str::<SamplerName>("fixed_size").unwrap(), SamplerName::FixedSize);
         let e = serde_norway::from_str::<SamplerName>("shuffle").unwrap_err().to_string();
         assert!(e.contains("`poisson`") && e.contains("`fixed_size`"), "{e}");
-        assert_eq!(RunTask::Text.paper_task(), None);
-        assert_eq!(RunTask::Qqp.paper_task(), Some(TaskName::Qqp));
+        assert_eq!(serde_norway::from_str::<RunTask>("text").unwrap().paper_task(), None);
+        assert_eq!(serde_norway::from_str::<RunTask>("qqp").unwrap().paper_task(), Some(TaskName::Qqp));
+        let e = serde_norway::from_str::<RunTask>("cola").unwrap_err().to_string();
+        assert!(e.contains("unknown task `cola`; known tasks: e2e, dart, sst2, qnli, mnli, qqp, or text"), "{e}");
     }
 }

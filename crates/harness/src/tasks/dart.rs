@@ -192,7 +192,7 @@ mod tests {
         let (json, xml) =
             (dir.root().join("dart/dart-v1.1.1-full-dev.json"), dir.root().join("dart/dart-v1.1.1-full-dev.xml"));
         if !json.is_file() || !xml.is_file() {
-            eprintln!("SKIPPED: DART dev JSON or XML missing in {}", dir.root().display());
+            models::fixtures::missing::<()>(&format!("DART dev JSON or XML missing in {}", dir.root().display()));
             return;
         }
         let (a, b) = (read(&json).unwrap(), read(&xml).unwrap());

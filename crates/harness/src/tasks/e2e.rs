@@ -190,7 +190,7 @@ mod tests {
         for (split, file) in [(Split::Dev, "src1_valid.txt"), (Split::Test, "src1_test.txt")] {
             let path = dir.root().join("e2e/prefix-tuning-format").join(file);
             let Ok(text) = std::fs::read_to_string(&path) else {
-                eprintln!("SKIPPED: {} not found", path.display());
+                models::fixtures::missing::<()>(&format!("{} not found", path.display()));
                 continue;
             };
             let data = load_generation(&dir, TaskName::E2e, split).unwrap();

@@ -612,11 +612,13 @@ mod tests {
 
     #[test]
     fn missing_glue_train_points_at_the_subset() {
-        let Some(dir) = DataDir::for_tests("qnli") else { return };
-        if dir.root().join("qnli/train.tsv").is_file() {
-            return;
-        }
+        // A data directory whose qnli/ has the labelled subset but not the full train.tsv.
+        let root = std::env::temp_dir().join(format!("dpft-qnli-without-train-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("qnli")).unwrap();
+        std::fs::write(root.join("qnli/subset-train.json"), "[]").unwrap();
+        let dir = DataDir::resolve_from(Some(&root), None);
         let e = load_classification(&dir, TaskName::Qnli, Split::Train).unwrap_err().to_string();
+        std::fs::remove_dir_all(&root).unwrap();
         assert!(e.contains("qnli/train.tsv") && e.contains("split `subset-train`"), "{e}");
     }
 

@@ -82,7 +82,8 @@ pub fn label_words(task: TaskName) -> &'static [&'static str] {
     }
 }
 
-/// The template of a task as paper.md writes it.
+/// The template of a task as paper.md writes it (the tests check the featuriser against it).
+#[cfg(test)]
 pub fn template_text(task: TaskName) -> &'static str {
     match task {
         TaskName::Sst2 => "<s>{sent} It was<mask>.</s>",
@@ -171,6 +172,7 @@ impl<'a> PromptFeaturiser<'a> {
     }
 
     /// Token id of each label word, in label index order.
+    #[cfg(test)]
     pub fn label_word_ids(&self) -> &[i64] {
         &self.label_word_ids
     }

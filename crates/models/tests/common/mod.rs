@@ -36,41 +36,46 @@ pub fn minilm_dir() -> PathBuf {
     venv.join("share/dpft-fixtures/all-MiniLM-L6-v2")
 }
 
-/// The tokenizer folder of the data directory, or `None` (after printing SKIPPED) when there is none.
-fn tokenizers() -> Option<PathBuf> {
-    models::DataDir::for_tests("tokenizers").map(|d| d.root().join("tokenizers"))
+/// The tokenizer folder of the data directory, or why there is none.
+fn tokenizers() -> Result<PathBuf, String> {
+    models::DataDir::find_for_tests("tokenizers").map(|d| d.root().join("tokenizers"))
 }
 
-/// The fixture folder (checkpoints + references), built on first use; `None` when the data directory
-/// has no tokenizer files.
+/// The fixture folder (checkpoints + references), built on first use; when the data directory has no
+/// tokenizer files, every caller's test fails (fixtures required) or is recorded as skipped
+/// ([`models::fixtures::missing`]).
 pub fn tiny_models() -> Option<&'static Path> {
-    static DIR: OnceLock<Option<PathBuf>> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let tokenizers = tokenizers()?;
-        let script = workspace().join("python/oracles/tiny_models.py");
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-models");
-        let stamp = out.join(".script");
-        let minilm = minilm_dir();
-        let key = format!(
-            "{}\n{}\n{}",
-            std::fs::read_to_string(&script).expect("read tiny_models.py"),
-            tokenizers.display(),
-            minilm.is_dir()
-        );
-        if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
-            return Some(out);
-        }
-        let mut cmd = Command::new(python());
-        cmd.arg(&script).arg(&out).arg("--tokenizers").arg(&tokenizers).env("HF_HUB_OFFLINE", "1");
-        if minilm.is_dir() {
-            cmd.arg("--minilm").arg(&minilm);
-        }
-        let status = cmd.status().expect("run python/oracles/tiny_models.py");
-        assert!(status.success(), "python/oracles/tiny_models.py failed ({status})");
-        std::fs::write(&stamp, key).expect("write stamp");
-        Some(out)
-    })
-    .as_deref()
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match DIR.get_or_init(build_tiny_models) {
+        Ok(dir) => Some(dir.as_path()),
+        Err(reason) => models::fixtures::missing(reason),
+    }
+}
+
+fn build_tiny_models() -> Result<PathBuf, String> {
+    let tokenizers = tokenizers()?;
+    let script = workspace().join("python/oracles/tiny_models.py");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-models");
+    let stamp = out.join(".script");
+    let minilm = minilm_dir();
+    let key = format!(
+        "{}\n{}\n{}",
+        std::fs::read_to_string(&script).expect("read tiny_models.py"),
+        tokenizers.display(),
+        minilm.is_dir()
+    );
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+        return Ok(out);
+    }
+    let mut cmd = Command::new(python());
+    cmd.arg(&script).arg(&out).arg("--tokenizers").arg(&tokenizers).env("HF_HUB_OFFLINE", "1");
+    if minilm.is_dir() {
+        cmd.arg("--minilm").arg(&minilm);
+    }
+    let status = cmd.status().expect("run python/oracles/tiny_models.py");
+    assert!(status.success(), "python/oracles/tiny_models.py failed ({status})");
+    std::fs::write(&stamp, key).expect("write stamp");
+    Ok(out)
 }
 
 /// Reads a safetensors file into (name → tensor).

@@ -170,6 +170,18 @@ pub(crate) mod tests {
         y.reshape([b, -1]).sum_dim_intlist([1i64].as_slice(), false, None::<Kind>)
     }
 
+    /// Random inputs `[B, 2, 4]` (f64).
+    pub fn inputs(batch: i64) -> Tensor {
+        Tensor::randn([batch, 2, 4], (Kind::Double, Device::Cpu))
+    }
+
+    /// `layer` applied to `x` on a recording tape, loss_i = Σ of example i's outputs: (tape, losses `[B]`).
+    pub fn recorded(layer: &Linear, x: &Tensor) -> (crate::engine::Tape, Tensor) {
+        let mut tape = crate::engine::Tape::on();
+        let losses = sum_per_example(&layer.forward(x, &mut tape));
+        (tape, losses)
+    }
+
     /// The backward pass the clipper runs: ∂(Σ_i L_i)/∂(each active output), graph kept.
     pub fn grads_to_outputs(plan: &ClipPlan<'_>, losses: &Tensor) -> Vec<Tensor> {
         Tensor::run_backward(&[losses.sum(Kind::Double)], &plan.outputs(), true, false)

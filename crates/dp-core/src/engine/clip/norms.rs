@@ -108,16 +108,14 @@ fn all_finite(x: &Tensor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::clip::tests::{grads_to_outputs, linear, sum_per_example};
-    use crate::engine::{DpLayer, Tape};
+    use crate::engine::clip::tests::{grads_to_outputs, inputs, linear, recorded};
+    use crate::engine::DpLayer;
 
     /// One linear layer, loss_i = Σ y_i: ∇W_i = Σ_t 1 a_tᵀ and ∇b_i = T·1, so the norms have a closed form.
     #[test]
     fn every_mode_gives_the_closed_form_norm_of_a_linear_layer() {
-        let head = linear("lm_head");
-        let x = Tensor::randn([3, 2, 4], (Kind::Double, tch::Device::Cpu));
-        let mut tape = Tape::on();
-        let losses = sum_per_example(&head.forward(&x, &mut tape));
+        let (head, x) = (linear("lm_head"), inputs(3));
+        let (tape, losses) = recorded(&head, &x);
         let trainable = head.parameters();
         let plan = ClipPlan::new(tape.records(), &trainable, &losses, super::super::ClipStyle::Flat).unwrap();
         let g = grads_to_outputs(&plan, &losses);
@@ -145,10 +143,9 @@ mod tests {
 
     #[test]
     fn a_nan_norm_names_its_layer_in_every_mode() {
-        let head = linear("lm_head");
-        let x = Tensor::randn([2, 2, 4], (Kind::Double, tch::Device::Cpu));
-        let mut tape = Tape::on();
-        let losses = sum_per_example(&head.forward(&x, &mut tape)) * f64::NAN;
+        let (head, x) = (linear("lm_head"), inputs(2));
+        let (tape, losses) = recorded(&head, &x);
+        let losses = losses * f64::NAN;
         let trainable = head.parameters();
         let plan = ClipPlan::new(tape.records(), &trainable, &losses, super::super::ClipStyle::Flat).unwrap();
         let g = grads_to_outputs(&plan, &losses);

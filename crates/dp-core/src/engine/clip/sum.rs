@@ -68,7 +68,7 @@ pub(crate) fn clipped_sum(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::clip::tests::{grads_to_outputs, linear, sum_per_example};
+    use crate::engine::clip::tests::{grads_to_outputs, inputs, linear, recorded, sum_per_example};
     use crate::engine::layers::NormMethod;
     use crate::engine::{ClipStyle, DpLayer, Tape};
 
@@ -76,8 +76,7 @@ mod tests {
     /// passes; every mode must give it.
     #[test]
     fn every_mode_sums_the_weighted_per_example_gradients() {
-        let head = linear("lm_head");
-        let x = Tensor::randn([3, 2, 4], (Kind::Double, tch::Device::Cpu));
+        let (head, x) = (linear("lm_head"), inputs(3));
         let f = Tensor::from_slice(&[1.0, 0.0, 0.5]);
         let trainable = head.parameters();
         let want: Vec<Tensor> = {
@@ -87,8 +86,7 @@ mod tests {
             Tensor::run_backward(&[(losses * &f).sum(Kind::Double)], &params, false, false)
         };
         for mode in [ClipMode::Bk, ClipMode::Ghost, ClipMode::Naive] {
-            let mut tape = Tape::on();
-            let losses = sum_per_example(&head.forward(&x, &mut tape));
+            let (tape, losses) = recorded(&head, &x);
             let plan = ClipPlan::new(tape.records(), &trainable, &losses, ClipStyle::Flat).unwrap();
             let g = grads_to_outputs(&plan, &losses);
             let sq = SquaredNorms::compute(&plan, &g, mode, NormMethod::Auto).unwrap();
