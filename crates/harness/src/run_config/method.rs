@@ -95,19 +95,21 @@ impl MethodSection {
 
     /// Refuses keys of other methods and out-of-range values, naming the key.
     pub(super) fn check(&self) -> Result<(), String> {
-        let name = self.name.name();
+        use MethodName::{Lora, Prefix, Rgp, Topk};
         let given = [
-            ("top_k", self.top_k.is_some(), &["topk"][..]),
-            ("rank", self.rank.is_some(), &["lora", "rgp"][..]),
-            ("alpha", self.alpha.is_some(), &["lora"][..]),
-            ("prefix_length", self.prefix_length.is_some(), &["prefix"][..]),
-            ("mid_dim", self.mid_dim.is_some(), &["prefix"][..]),
+            ("top_k", self.top_k.is_some(), &[Topk][..]),
+            ("rank", self.rank.is_some(), &[Lora, Rgp][..]),
+            ("alpha", self.alpha.is_some(), &[Lora][..]),
+            ("prefix_length", self.prefix_length.is_some(), &[Prefix][..]),
+            ("mid_dim", self.mid_dim.is_some(), &[Prefix][..]),
         ];
         for (key, present, methods) in given {
-            if present && !methods.contains(&name) {
+            if present && !methods.contains(&self.name) {
+                let owners: Vec<&str> = methods.iter().map(|m| m.name()).collect();
                 return Err(format!(
-                    "method.{key} applies to method.name = {} only, not {name}; remove it",
-                    methods.join(" or ")
+                    "method.{key} applies to method.name = {} only, not {}; remove it",
+                    owners.join(" or "),
+                    self.name
                 ));
             }
         }

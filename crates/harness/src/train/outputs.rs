@@ -78,7 +78,7 @@ impl PrivacyReport {
     /// The report after `done` steps.
     pub fn new(config: &RunConfig, state: &RunState, done: u64) -> anyhow::Result<Self> {
         let dp = state.dp.as_ref();
-        let kind = sampler_name(state.sampler.sampling());
+        let sampling = state.sampler.sampling();
         let randomness = match &config.privacy {
             Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Fixed => Some(format!(
                 "fixed seed {}: noise and batches are reproducible from the config; the guarantee holds only while the seed is secret",
@@ -96,10 +96,13 @@ impl PrivacyReport {
             facts: RunFacts::new(state, done),
             private: dp.is_some(),
             sampler: SamplerFacts {
-                kind,
-                sample_rate: state.sampler.sampling().sample_rate(),
+                kind: sampler_name(sampling),
+                sample_rate: sampling.sample_rate(),
                 expected_batch_size: state.sampler.expected_batch_size(),
-                relation: if kind == "poisson" { "add/remove one example" } else { "replace one example" },
+                relation: match sampling {
+                    Sampling::Poisson { .. } => "add/remove one example",
+                    Sampling::FixedSize { .. } => "replace one example",
+                },
             },
             max_grad_norm: dp.map(|d| d.clipper.max_grad_norm),
             clipping: dp.map(|d| ClippingFacts {
