@@ -82,19 +82,6 @@ pub fn label_words(task: TaskName) -> &'static [&'static str] {
     }
 }
 
-/// The template of a task as paper.md writes it (the tests check the featuriser against it).
-#[cfg(test)]
-pub fn template_text(task: TaskName) -> &'static str {
-    match task {
-        TaskName::Sst2 => "<s>{sent} It was<mask>.</s>",
-        TaskName::Qnli | TaskName::Mnli => {
-            "<s>{sent1 without final punctuation}?<mask>, {sent2 first letter lower-cased}</s>"
-        }
-        TaskName::Qqp => "<s>{sent1 without final punctuation}<mask>, {sent2 first letter lower-cased}</s>",
-        TaskName::E2e | TaskName::Dart => "",
-    }
-}
-
 #[derive(Clone, Copy)]
 enum Piece {
     Bos,
