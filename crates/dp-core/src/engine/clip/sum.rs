@@ -24,45 +24,58 @@ pub(crate) fn clipped_sum(
     trainable: &[(String, Tensor)],
 ) -> Result<Vec<Tensor>, EngineError> {
     let grads = match mode {
-        ClipMode::Bk => {
-            let weighted: Vec<Vec<Tensor>> = plan
-                .active
-                .iter()
-                .zip(grad_outputs)
-                .zip(&factors.per_record)
-                .map(|((a, g), f)| a.record.weighted_grads(g, f))
-                .collect();
-            plan.slots
-                .iter()
-                .map(|owners| {
-                    owners
-                        .iter()
-                        .map(|o| weighted[o.active][o.param].shallow_clone())
-                        .reduce(|a, b| a + b)
-                        .expect("the plan gives every variable an owner")
-                })
-                .collect()
-        }
-        ClipMode::Ghost => {
-            // One factor per example (per-layer clipping is refused with ghost when the clipper is built).
-            let weighted_loss = (losses * factors.reported.detach()).sum(None::<Kind>);
-            let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
-            Tensor::f_run_backward(&[weighted_loss], &params, false, false)?
-        }
-        ClipMode::Naive => {
-            let per_example = sq.per_example.as_ref().expect("naive norms keep the per-example gradients");
-            plan.slots
-                .iter()
-                .zip(per_example)
-                .map(|(owners, g)| {
-                    let shape: Vec<i64> = g.size()[1..].to_vec();
-                    let f = &factors.per_record[owners[0].active];
-                    Tensor::einsum("bn,b->n", &[&g.reshape([plan.batch, -1]), f], None::<i64>).reshape(shape)
-                })
-                .collect()
-        }
+        ClipMode::Bk => bk_sum(plan, grad_outputs, factors),
+        ClipMode::Ghost => ghost_sum(factors, losses, trainable)?,
+        ClipMode::Naive => naive_sum(plan, sq, factors),
     };
     Ok(grads.into_iter().map(|g| g.detach()).collect())
+}
+
+/// Each record's Σ_i c_i ∇_i from its (input, output-gradient) pair; a tie sums its two owners' parts.
+fn bk_sum(plan: &ClipPlan<'_>, grad_outputs: &[Tensor], factors: &ClipFactors) -> Vec<Tensor> {
+    let weighted: Vec<Vec<Tensor>> = plan
+        .active
+        .iter()
+        .zip(grad_outputs)
+        .zip(&factors.per_record)
+        .map(|((a, g), f)| a.record.weighted_grads(g, f))
+        .collect();
+    plan.slots
+        .iter()
+        .map(|owners| {
+            owners
+                .iter()
+                .map(|o| weighted[o.active][o.param].shallow_clone())
+                .reduce(|a, b| a + b)
+                .expect("the plan gives every variable an owner")
+        })
+        .collect()
+}
+
+/// ∇ of Σ_i c_i L_i: one factor per example (per-layer clipping is refused with ghost when the clipper
+/// is built).
+fn ghost_sum(
+    factors: &ClipFactors,
+    losses: &Tensor,
+    trainable: &[(String, Tensor)],
+) -> Result<Vec<Tensor>, EngineError> {
+    let weighted_loss = (losses * factors.reported.detach()).sum(None::<Kind>);
+    let params: Vec<&Tensor> = trainable.iter().map(|(_, t)| t).collect();
+    Ok(Tensor::f_run_backward(&[weighted_loss], &params, false, false)?)
+}
+
+/// Σ_i c_i g_i from the instantiated per-example gradients `[B, …]`.
+fn naive_sum(plan: &ClipPlan<'_>, sq: &SquaredNorms, factors: &ClipFactors) -> Vec<Tensor> {
+    let per_example = sq.per_example.as_ref().expect("naive norms keep the per-example gradients");
+    plan.slots
+        .iter()
+        .zip(per_example)
+        .map(|(owners, g)| {
+            let shape: Vec<i64> = g.size()[1..].to_vec();
+            let f = &factors.per_record[owners[0].active];
+            Tensor::einsum("bn,b->n", &[&g.reshape([plan.batch, -1]), f], None::<i64>).reshape(shape)
+        })
+        .collect()
 }
 
 #[cfg(test)]
