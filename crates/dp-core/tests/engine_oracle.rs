@@ -387,9 +387,9 @@ fn release_records_the_sampler_event_and_stops_before_the_budget() {
     use dp_core::accounting::{AccountantKind, Accountants, History, Sampling};
     use dp_core::engine::{release, BatchSampler, Budget, ClippedSum, GaussianNoise, NoiseSeed};
     let model = TinyGpt::new();
-    let sampler = BatchSampler::poisson(100, 0.1, 5).unwrap();
+    let sampler = BatchSampler::poisson(100, 0.1, [5; 32]).unwrap();
     let sum = ClippedSum::zeros(&model.trainable()); // an empty Poisson batch still releases noise
-    let noise = GaussianNoise::new(NoiseSeed::Fixed(1));
+    let noise = GaussianNoise::new(NoiseSeed::Fixed([1; 32]));
     let mut history = History::new();
     let accountants = Accountants::default();
     let budget = Budget { epsilon: 3.0, delta: 1e-5, accountant: AccountantKind::Rdp };

@@ -88,7 +88,7 @@ fn check_epsilon_against_dpft_privacy(out: &Path) {
         "one event of 4 steps: {}",
         privacy["history"]
     );
-    assert!(privacy["randomness"].as_str().unwrap().starts_with("fixed seed 3"), "{privacy}");
+    assert!(privacy["randomness"].as_str().unwrap().starts_with("fixed (research only)"), "{privacy}");
     assert!(summary["epsilon"]["gdp_approximation"].is_number());
     assert_eq!(privacy["noise_multiplier"], 1.0);
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
@@ -138,6 +138,96 @@ fn private_runs_report_dpft_privacy_epsilon_and_resume_exactly() {
             .collect()
     };
     assert_eq!(strip(&whole), strip(&parts), "metrics.jsonl after resume");
+}
+
+/// Batch sizes of the steps of a finished run (its `examples` per step line).
+fn batch_sizes(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).unwrap()["examples"].as_u64())
+        .collect()
+}
+
+/// Every file under `dir` except `secrets.json`, as bytes.
+fn shareable_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != "secrets.json") {
+                out.push((p.clone(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn fixed_seed_runs_of_a_sweep_draw_their_own_batches_and_write_no_seed() {
+    let Some(model) = setup() else { return };
+    // Two runs with the same seed (3) that differ only in the learning rate: before keys were derived from
+    // the config too, they drew the same batches and the same noise.
+    let privacy = "{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.5, noise_seed: fixed}";
+    let mut sizes = Vec::new();
+    for (name, lr) in [("fixed-a", "1e-3"), ("fixed-b", "2e-3")] {
+        let cfg = tmp(&format!("{name}.yaml"));
+        std::fs::write(&cfg, config(&model, privacy).replace("learning_rate: 1e-3", &format!("learning_rate: {lr}")))
+            .unwrap();
+        let out = tmp(name);
+        let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        sizes.push(batch_sizes(&out));
+        for file in ["privacy.json", "summary.json"] {
+            let text = std::fs::read_to_string(out.join(file)).unwrap();
+            assert!(!text.contains("seed 3") && !text.contains("\"seed\""), "{file} names the seed: {text}");
+        }
+        assert!(!out.join("secrets.json").exists(), "fixed-seed runs keep no secrets file");
+    }
+    assert_eq!(sizes[0].len(), 4);
+    assert_ne!(sizes[0], sizes[1], "two configs, one seed: the batches must differ");
+}
+
+#[test]
+fn secure_runs_keep_the_sampler_key_in_secrets_json_only_and_resume_from_it() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("secure.yaml");
+    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, delta: 1e-5, max_grad_norm: 0.5}")).unwrap();
+    let out = tmp("secure-run");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--stop-after-steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let secrets = read_json(&out.join("secrets.json"));
+    let key = secrets["sampler_key"].as_str().unwrap().to_string();
+    assert_eq!(key.len(), 64);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(out.join("secrets.json")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "secrets.json is owner-only: {mode:o}");
+    }
+    let state = read_json(&out.join("checkpoints/step-2/state.json"));
+    assert!(state.get("sampler_seed").is_none() && state.get("sampler_key").is_none(), "{state}");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(read_json(&out.join("summary.json"))["steps"], 4);
+    // The key (as hex, or as its raw bytes) is in no other file of the run folder.
+    let raw: Vec<u8> = (0..32).map(|i| u8::from_str_radix(&key[2 * i..2 * i + 2], 16).unwrap()).collect();
+    for (path, bytes) in shareable_files(&out) {
+        let hex_found = String::from_utf8_lossy(&bytes).contains(&key);
+        let raw_found = bytes.windows(32).any(|w| w == raw.as_slice());
+        assert!(!hex_found && !raw_found, "{} holds the sampler key", path.display());
+    }
+    // Without its secrets file a secure run cannot continue its batches: refused, naming the file.
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--stop-after-steps", "1"]);
+    assert_eq!(o.status.code(), Some(2), "an existing run needs --resume");
+    std::fs::remove_file(out.join("summary.json")).unwrap();
+    std::fs::remove_file(out.join("secrets.json")).unwrap();
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--resume"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("secrets.json"), "{}", stderr(&o));
 }
 
 #[test]

@@ -17,6 +17,7 @@
 //! mode. `dpft clip-check` (models issue) compares a model against the per-example loop to catch this.
 
 pub mod clip;
+pub mod keys;
 pub mod layers;
 pub mod noise;
 pub mod optimizer;
@@ -25,6 +26,7 @@ pub mod step;
 pub mod tape;
 
 pub use clip::{ClipMode, ClipOutput, ClipStyle, Clipper};
+pub use keys::Key;
 pub use layers::{check_ownership, DpLayer, Embedding, Factor, LayerNorm, Linear, NormMethod, WeightLayout};
 pub use noise::{GaussianNoise, NoiseSeed};
 pub use optimizer::{DpOptimizer, LrSchedule, OptimizerKind};

@@ -3,15 +3,20 @@
 //! the realised one, so that the released mean does not depend on the batch size.
 //!
 //! Draws are made in Rust, not by libtorch: the ChaCha20 keystream (RustCrypto's `chacha20`, which picks
-//! its AVX2 code at run time) keyed by (seed, step, parameter index), cut into chunks of 2^16 draws that
+//! its AVX2 code at run time) under a per-draw key — SHA-256 of (run noise key, step, parameter index)
+//! for a fixed seed ([`super::keys`]), 256 fresh bits from the OS otherwise — cut into chunks of 2^16 draws that
 //! are filled in parallel (`rayon`), chunk c from the keystream with nonce c (independent streams, so a
 //! chunk never reads another's words however many the ziggurat rejects). Each draw is `rand_distr`'s
 //! ziggurat N(0, 1) over 64-bit words of the keystream. This is reproducible from the seed regardless of
 //! thread count, independent of libtorch's global generator (which other code and parallel tests also
 //! use), and parallel where libtorch's CPU `normal_` is serial (the keystream's speed against
 //! `rand_chacha`, as measured: results/bench/notes.md). The tensor is then
-//! moved to the parameter's device (on CUDA, see [`GaussianNoise::sample`]). `Secure` draws a fresh 256-bit key from the OS for every call: no
-//! seed can reproduce the noise (the cost is one `getrandom` call per parameter tensor per step).
+//! moved to the parameter's device: on CUDA too, the draws are this keystream's, copied to the device —
+//! libtorch's CUDA generator takes a 64-bit seed (no key could fill it without collisions between
+//! (step, parameter) pairs) and is global (reseeding it would also reset dropout's randomness); the copy
+//! costs one host-to-device transfer of the parameter's size per step. `Secure` draws a fresh 256-bit key
+//! from the OS for every call: no seed can reproduce the noise (the cost is one `getrandom` call per
+//! parameter tensor per step).
 
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use chacha20::ChaCha20;
@@ -20,6 +25,7 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use tch::{Kind, Tensor};
 
+use super::keys::Key;
 use super::EngineError;
 
 const CHUNK: usize = 1 << 16;
@@ -79,12 +85,22 @@ impl RngCore for Keystream {
 }
 
 /// Where the noise's randomness comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub enum NoiseSeed {
-    /// Reproducible from this seed (default for research runs).
-    Fixed(u64),
+    /// Reproducible from this 256-bit key (research runs; see [`super::keys::derived_key`]).
+    Fixed(Key),
     /// Fresh OS randomness for every draw (for deployments).
     Secure,
+}
+
+impl std::fmt::Debug for NoiseSeed {
+    /// Never prints a key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fixed(_) => "Fixed(<key>)",
+            Self::Secure => "Secure",
+        })
+    }
 }
 
 /// A Gaussian noise source.
@@ -99,35 +115,22 @@ impl GaussianNoise {
         Self { seed }
     }
 
-    fn key(&self, step: u64, index: u64) -> [u8; 32] {
-        let mut key = [0u8; 32];
+    /// The keystream key of the draw for parameter `index` at `step`: SHA-256 of the whole (key, step,
+    /// index) for a fixed seed, so that no two draws of a run share a stream; fresh OS bits when secure.
+    pub fn draw_key(&self, step: u64, index: u64) -> Key {
         match self.seed {
-            NoiseSeed::Fixed(seed) => {
-                key[..8].copy_from_slice(&seed.to_le_bytes());
-                key[8..16].copy_from_slice(&step.to_le_bytes());
-                key[16..24].copy_from_slice(&index.to_le_bytes());
-                key[24..].copy_from_slice(b"dpftnois");
+            NoiseSeed::Fixed(key) => {
+                super::keys::hash_parts(&[b"dpft/noise-draw", &key, &step.to_le_bytes(), &index.to_le_bytes()])
             }
-            NoiseSeed::Secure => rand::rngs::OsRng.fill_bytes(&mut key),
+            NoiseSeed::Secure => super::keys::os_key(),
         }
-        key
     }
 
-    /// N(0, std²) shaped like `like` (f32 or f64, on its device), for parameter `index` at `step`.
-    ///
-    /// On CUDA the draw is made on the device by libtorch's generator, seeded for this (step, index)
-    /// from the key (reproducible for a fixed seed; with `Secure`, the 64 bits libtorch's generator takes
-    /// come from the OS). Copying CPU draws to the GPU would cost more than the step's clipping.
+    /// N(0, std²) shaped like `like`, for parameter `index` at `step`: drawn in f64 for f64 parameters and
+    /// in f32 otherwise (bf16 and f16 parameters included: see [`privatize`](Self::privatize)), on
+    /// `like`'s device. No libtorch generator is read or reseeded.
     pub fn sample(&self, like: &Tensor, std: f64, step: u64, index: u64) -> Tensor {
-        let key = self.key(step, index);
-        if like.device().is_cuda() {
-            let mut seed = [0u8; 8];
-            for (i, b) in key.iter().enumerate() {
-                seed[i % 8] ^= b.rotate_left((i / 8) as u32);
-            }
-            tch::Cuda::manual_seed_all(u64::from_le_bytes(seed));
-            return Tensor::randn(like.size(), (like.kind(), like.device())) * std;
-        }
+        let key = self.draw_key(step, index);
         let n = like.numel();
         let t = if like.kind() == Kind::Double {
             let mut v = vec![0f64; n];
@@ -145,7 +148,7 @@ impl GaussianNoise {
             });
             Tensor::from_slice(&v)
         };
-        t.reshape(like.size()).to_device(like.device()).to_kind(like.kind())
+        t.reshape(like.size()).to_device(like.device())
     }
 
     /// The released gradients: (Σ_i c_i g_i + N(0, σ²C²)) / expected_batch, per parameter.
@@ -198,7 +201,8 @@ mod tests {
     fn noise_on_a_zero_gradient_has_std_sigma_c_over_b() {
         // 2^20 draws: the sample std has relative standard error 1/sqrt(2N) ≈ 7e-4; allow 5 of them.
         let zero = Tensor::zeros([1 << 20], (Kind::Float, Device::Cpu));
-        let out = GaussianNoise::new(NoiseSeed::Fixed(7)).privatize(&[("w".into(), zero)], 2.0, 0.5, 10.0, 3).unwrap();
+        let out =
+            GaussianNoise::new(NoiseSeed::Fixed([7; 32])).privatize(&[("w".into(), zero)], 2.0, 0.5, 10.0, 3).unwrap();
         let want = 2.0 * 0.5 / 10.0;
         let got = std_of(&out[0].1);
         assert!((got - want).abs() <= 5.0 * want / (2.0 * (1 << 20) as f64).sqrt(), "{got} vs {want}");
@@ -208,11 +212,11 @@ mod tests {
     #[test]
     fn reproducible_from_the_seed_and_fresh_when_secure() {
         let like = Tensor::zeros([3, 70_000], (Kind::Double, Device::Cpu));
-        let a = GaussianNoise::new(NoiseSeed::Fixed(1)).sample(&like, 1.0, 5, 0);
-        let b = GaussianNoise::new(NoiseSeed::Fixed(1)).sample(&like, 1.0, 5, 0);
+        let a = GaussianNoise::new(NoiseSeed::Fixed([1; 32])).sample(&like, 1.0, 5, 0);
+        let b = GaussianNoise::new(NoiseSeed::Fixed([1; 32])).sample(&like, 1.0, 5, 0);
         assert!(a.equal(&b));
-        let other_step = GaussianNoise::new(NoiseSeed::Fixed(1)).sample(&like, 1.0, 6, 0);
-        let other_param = GaussianNoise::new(NoiseSeed::Fixed(1)).sample(&like, 1.0, 5, 1);
+        let other_step = GaussianNoise::new(NoiseSeed::Fixed([1; 32])).sample(&like, 1.0, 6, 0);
+        let other_param = GaussianNoise::new(NoiseSeed::Fixed([1; 32])).sample(&like, 1.0, 5, 1);
         assert!(!a.equal(&other_step) && !a.equal(&other_param));
         let s1 = GaussianNoise::new(NoiseSeed::Secure).sample(&like, 1.0, 5, 0);
         let s2 = GaussianNoise::new(NoiseSeed::Secure).sample(&like, 1.0, 5, 0);
@@ -227,12 +231,74 @@ mod tests {
     #[test]
     fn zero_sigma_is_the_plain_mean_and_bad_settings_fail() {
         let g = Tensor::from_slice(&[2.0f64, 4.0]);
-        let out = GaussianNoise::new(NoiseSeed::Fixed(0)).privatize(&[("w".into(), g)], 0.0, 1.0, 2.0, 0).unwrap();
+        let out =
+            GaussianNoise::new(NoiseSeed::Fixed([0; 32])).privatize(&[("w".into(), g)], 0.0, 1.0, 2.0, 0).unwrap();
         assert_eq!(Vec::<f64>::try_from(&out[0].1).unwrap(), vec![1.0, 2.0]);
-        let noise = GaussianNoise::new(NoiseSeed::Fixed(0));
+        let noise = GaussianNoise::new(NoiseSeed::Fixed([0; 32]));
         let g = || vec![("w".to_string(), Tensor::zeros([2], (Kind::Double, Device::Cpu)))];
         assert!(noise.privatize(&g(), -1.0, 1.0, 2.0, 0).is_err());
         assert!(noise.privatize(&g(), 1.0, f64::INFINITY, 2.0, 0).is_err());
         assert!(noise.privatize(&g(), 1.0, 1.0, 0.0, 0).is_err());
+    }
+
+    #[test]
+    fn no_two_draws_of_a_run_share_a_stream() {
+        // GPT-2 small has 150 trainable tensors; 1,000 steps. The 64-bit fold of the key that seeded
+        // libtorch's CUDA generator made (step 1, tensor 136) and (step 24, tensor 4) collide.
+        let noise = GaussianNoise::new(NoiseSeed::Fixed([9; 32]));
+        let mut seen = std::collections::HashSet::new();
+        for step in 1..=1000u64 {
+            for index in 0..150u64 {
+                assert!(seen.insert(noise.draw_key(step, index)), "step {step} tensor {index} repeats a stream");
+            }
+        }
+        let like = Tensor::zeros([1000], (Kind::Float, Device::Cpu));
+        assert!(!noise.sample(&like, 1.0, 1, 136).equal(&noise.sample(&like, 1.0, 24, 4)));
+        // Another run key: other streams.
+        let other = GaussianNoise::new(NoiseSeed::Fixed([8; 32]));
+        assert_ne!(other.draw_key(1, 0), noise.draw_key(1, 0));
+        assert_eq!(format!("{:?}", NoiseSeed::Fixed([9; 32])), "Fixed(<key>)");
+    }
+
+    #[test]
+    fn draws_are_the_keystreams_on_every_device_and_leave_cuda_generators_alone() {
+        let noise = GaussianNoise::new(NoiseSeed::Fixed([3; 32]));
+        let cpu = Tensor::zeros([4096], (Kind::Float, Device::Cpu));
+        let reference = noise.sample(&cpu, 1.0, 2, 5);
+        // The keystream is read in Rust: the same key gives the same draws, whatever the device.
+        assert!(noise.sample(&cpu, 1.0, 2, 5).equal(&reference));
+        if tch::Cuda::is_available() {
+            // Dropout draws from libtorch's CUDA generator: a noise draw must not reseed it (the old path
+            // called manual_seed_all). No CPU test uses the CUDA generator, so this cannot race.
+            let device = Device::Cuda(0);
+            let like = cpu.to_device(device);
+            tch::Cuda::manual_seed_all(11);
+            let undisturbed = Tensor::randn([8], (Kind::Float, device));
+            tch::Cuda::manual_seed_all(11);
+            let drawn = noise.sample(&like, 1.0, 2, 5);
+            let after = Tensor::randn([8], (Kind::Float, device));
+            assert!(after.equal(&undisturbed), "a noise draw moved libtorch's CUDA generator");
+            assert_eq!(drawn.device(), device);
+            assert!(drawn.to_device(Device::Cpu).equal(&reference), "CUDA draws are the keystream's");
+        }
+    }
+
+    #[test]
+    fn low_precision_gradients_get_f32_noise_and_sums() {
+        // A bf16 parameter's clipped sum arrives in f32 (the engine's accumulation dtype); the noise is
+        // drawn and added in f32, not rounded to bf16 (whose 8-bit mantissa is not the Gaussian mechanism).
+        let sum = Tensor::zeros([1 << 16], (Kind::Float, Device::Cpu));
+        let out =
+            GaussianNoise::new(NoiseSeed::Fixed([4; 32])).privatize(&[("w".into(), sum)], 1.0, 1e-3, 1.0, 1).unwrap();
+        assert_eq!(out[0].1.kind(), Kind::Float);
+        // bf16 keeps 8 significant bits: f32 noise has (almost) no value that survives a bf16 round trip.
+        let rounded = out[0].1.to_kind(Kind::BFloat16).to_kind(Kind::Float);
+        let exact = out[0].1.eq_tensor(&rounded).sum(Kind::Int64).int64_value(&[]);
+        assert!(exact < 1 << 10, "{exact} of 65536 noise values are bf16-representable");
+        assert_eq!(
+            crate::engine::layers::accumulation_kind(Kind::BFloat16),
+            Kind::Float,
+            "bf16 parameters accumulate in f32"
+        );
     }
 }

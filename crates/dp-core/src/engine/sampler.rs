@@ -5,11 +5,12 @@
 //!   independently at every step (not an epoch shuffle) — accounted with replace-one RDP
 //!   (see [`crate::accounting::event`]).
 //!
-//! Randomness: ChaCha20 seeded from the run's seed, separate from the noise's.
+//! Randomness: ChaCha20 under the run's 256-bit sampler key ([`super::keys`]), separate from the noise's.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha20Rng;
 
+use super::keys::Key;
 use super::EngineError;
 use crate::accounting::Sampling;
 
@@ -23,23 +24,20 @@ pub struct BatchSampler {
 
 impl BatchSampler {
     /// Poisson sampling with rate q ∈ (0, 1] over n ≥ 1 examples.
-    pub fn poisson(dataset_size: u64, sample_rate: f64, seed: u64) -> Result<Self, EngineError> {
-        Self::new(Sampling::Poisson { sample_rate }, dataset_size, seed)
+    pub fn poisson(dataset_size: u64, sample_rate: f64, key: Key) -> Result<Self, EngineError> {
+        Self::new(Sampling::Poisson { sample_rate }, dataset_size, key)
     }
 
     /// Independent uniformly random batches of exactly b of n examples.
-    pub fn fixed_size(dataset_size: u64, batch_size: u64, seed: u64) -> Result<Self, EngineError> {
-        Self::new(Sampling::FixedSize { dataset_size, batch_size }, dataset_size, seed)
+    pub fn fixed_size(dataset_size: u64, batch_size: u64, key: Key) -> Result<Self, EngineError> {
+        Self::new(Sampling::FixedSize { dataset_size, batch_size }, dataset_size, key)
     }
 
-    fn new(sampling: Sampling, dataset_size: u64, seed: u64) -> Result<Self, EngineError> {
+    fn new(sampling: Sampling, dataset_size: u64, key: Key) -> Result<Self, EngineError> {
         crate::accounting::Event::new(1.0, sampling, 1).map_err(|e| EngineError::Invalid(e.to_string()))?;
         if dataset_size == 0 {
             return Err(EngineError::Invalid("dataset_size = 0: expected ≥ 1".into()));
         }
-        let mut key = [0u8; 32];
-        key[..8].copy_from_slice(&seed.to_le_bytes());
-        key[24..].copy_from_slice(b"dpftsamp");
         Ok(Self { sampling, dataset_size, rng: ChaCha20Rng::from_seed(key) })
     }
 
@@ -115,9 +113,10 @@ mod tests {
 
     #[test]
     fn a_restored_stream_position_continues_the_same_batches() {
-        for make in
-            [|| BatchSampler::poisson(1000, 0.03, 5).unwrap(), || BatchSampler::fixed_size(1000, 30, 5).unwrap()]
-        {
+        for make in [
+            || BatchSampler::poisson(1000, 0.03, [5; 32]).unwrap(),
+            || BatchSampler::fixed_size(1000, 30, [5; 32]).unwrap(),
+        ] {
             let mut a = make();
             for _ in 0..7 {
                 a.next_batch();
@@ -135,7 +134,7 @@ mod tests {
         // Chi-square goodness of fit of 4000 batch sizes to Binomial(200, 0.05), bins 0..=3, 4, …, 16, ≥ 17;
         // reject at significance 1e-3 (critical value by Wilson–Hilferty, z = 3.0902).
         let (n, q, draws) = (200u64, 0.05, 4000usize);
-        let mut s = BatchSampler::poisson(n, q, 11).unwrap();
+        let mut s = BatchSampler::poisson(n, q, [11; 32]).unwrap();
         let mut counts = [0f64; 15];
         for _ in 0..draws {
             let batch = s.next_batch();
@@ -159,7 +158,7 @@ mod tests {
 
     #[test]
     fn fixed_size_batches_are_uniform_subsets() {
-        let mut s = BatchSampler::fixed_size(50, 5, 3).unwrap();
+        let mut s = BatchSampler::fixed_size(50, 5, [3; 32]).unwrap();
         let mut hits = [0u32; 50];
         for _ in 0..10_000 {
             let b = s.next_batch();
@@ -176,20 +175,20 @@ mod tests {
     fn seeds_reproduce_and_bad_settings_fail() {
         let a: Vec<_> = (0..5)
             .map({
-                let mut s = BatchSampler::poisson(1000, 0.01, 9).unwrap();
+                let mut s = BatchSampler::poisson(1000, 0.01, [9; 32]).unwrap();
                 move |_| s.next_batch()
             })
             .collect();
         let b: Vec<_> = (0..5)
             .map({
-                let mut s = BatchSampler::poisson(1000, 0.01, 9).unwrap();
+                let mut s = BatchSampler::poisson(1000, 0.01, [9; 32]).unwrap();
                 move |_| s.next_batch()
             })
             .collect();
         assert_eq!(a, b);
-        assert!(BatchSampler::poisson(10, 0.0, 0).is_err());
-        assert!(BatchSampler::poisson(0, 0.5, 0).is_err());
-        assert!(BatchSampler::fixed_size(10, 11, 0).is_err());
-        assert_eq!(BatchSampler::poisson(7, 1.0, 0).unwrap().next_batch(), vec![0, 1, 2, 3, 4, 5, 6]);
+        assert!(BatchSampler::poisson(10, 0.0, [0; 32]).is_err());
+        assert!(BatchSampler::poisson(0, 0.5, [0; 32]).is_err());
+        assert!(BatchSampler::fixed_size(10, 11, [0; 32]).is_err());
+        assert_eq!(BatchSampler::poisson(7, 1.0, [0; 32]).unwrap().next_batch(), vec![0, 1, 2, 3, 4, 5, 6]);
     }
 }

@@ -46,7 +46,10 @@ impl ClippedSum {
     pub fn zeros(trainable: &[(String, Tensor)]) -> Self {
         let sums = trainable
             .iter()
-            .map(|(n, t)| (n.clone(), Tensor::zeros([], (t.kind(), t.device())).expand(t.size(), true)))
+            .map(|(n, t)| {
+                let kind = super::layers::accumulation_kind(t.kind());
+                (n.clone(), Tensor::zeros([], (kind, t.device())).expand(t.size(), true))
+            })
             .collect();
         Self { sums, norms: Vec::new(), owned: false }
     }

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use dp_core::accounting::History;
+use dp_core::engine::keys::derived_key;
 use dp_core::engine::{
     release, BatchSampler, ClipMode, ClipStyle, Clipper, DpOptimizer, GaussianNoise, LrSchedule, NoiseSeed, NormMethod,
     OptimizerKind, Tape,
@@ -172,9 +173,9 @@ impl Stepper {
             optimizer: DpOptimizer::new(OptimizerKind::Adam, 1e-4, LrSchedule::Constant, 0)?,
             clipper,
             dp,
-            noise: GaussianNoise::new(NoiseSeed::Fixed(seed)),
+            noise: GaussianNoise::new(NoiseSeed::Fixed(derived_key("dpft/bench-noise", seed, "bench"))),
             // The ledger needs a sampling description; a dataset of 1000 batches stands in for one.
-            sampler: BatchSampler::fixed_size(batch * 1000, batch, seed)?,
+            sampler: BatchSampler::fixed_size(batch * 1000, batch, derived_key("dpft/bench-sampler", seed, "bench"))?,
             history: History::new(),
             step: 0,
         })

@@ -26,8 +26,6 @@ pub struct TrainState {
     pub noise_multiplier: Option<f64>,
     /// Hash of the run config the checkpoint belongs to (a resume with another config is refused).
     pub config_hash: String,
-    /// Key of the batch sampler's stream (secret when drawn from the OS).
-    pub sampler_seed: u64,
     /// Training examples n (a resume on other data is refused).
     pub dataset_size: usize,
     /// Sampling rate q.

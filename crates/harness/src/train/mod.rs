@@ -16,6 +16,7 @@ pub mod gradients;
 mod metrics;
 pub mod objective;
 mod outputs;
+pub mod secrets;
 mod setup;
 mod step;
 

@@ -80,11 +80,14 @@ impl PrivacyReport {
         let dp = state.dp.as_ref();
         let sampling = state.sampler.sampling();
         let randomness = match &config.privacy {
-            Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Fixed => Some(format!(
-                "fixed seed {}: noise and batches are reproducible from the config; the guarantee holds only while the seed is secret",
-                config.optimization.seed
+            Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Fixed => Some(
+                "fixed (research only): noise and batches are derived from optimization.seed and this run's config, so anyone who knows both can recompute them; the guarantee holds only while they are secret. Use noise_seed: secure for any model that leaves your hands"
+                    .into(),
+            ),
+            Privacy::Dp(_) => Some(format!(
+                "secure: noise from the operating system's randomness at every draw; the batch sampler's 256-bit key from the operating system, kept only in {} of the run folder (never share that file)",
+                super::secrets::FILE
             )),
-            Privacy::Dp(_) => Some("secure: noise and batch sampling from the operating system's randomness".into()),
             Privacy::None => None,
         };
         let history = if state.history.steps() == 0 {

@@ -9,12 +9,14 @@ use dp_core::accounting::{
     default_delta, delta_warning, steps_for_epochs, AccountantKind, Accountants, History, Sampling,
 };
 use dp_core::engine::{
-    BatchSampler, Budget, Clipper, DpOptimizer, GaussianNoise, LrSchedule, NoiseSeed, NormMethod, OptimizerKind,
+    keys, BatchSampler, Budget, Clipper, DpOptimizer, GaussianNoise, Key, LrSchedule, NoiseSeed, NormMethod,
+    OptimizerKind,
 };
 use tch::Tensor;
 
 use super::checkpoint::{self, Restored, TrainState};
 use super::objective::Objective;
+use super::secrets;
 use crate::exit::BadInput;
 use crate::run_config::{
     NoiseLevel, NoiseSeedMode, OptimizerName, Privacy, PrivacySection, RunConfig, RunLength, SamplerName, Schedule,
@@ -41,8 +43,6 @@ pub(super) struct RunState {
     /// Steps already done (0, or the checkpoint's step).
     pub start_step: u64,
     pub sampler: BatchSampler,
-    /// Key of the sampler's stream (kept in checkpoints so that a resume continues it).
-    pub sampler_seed: u64,
     pub optimizer: DpOptimizer,
     /// The privacy ledger.
     pub history: History,
@@ -82,19 +82,15 @@ impl RunState {
             );
         }
         let restored = if resume && checkpoint::exists(out) { Some(checkpoint::load(out)?) } else { None };
-        let secure = matches!(&config.privacy, Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Secure);
-        let sampler_seed = match (&restored, secure) {
-            (Some(r), _) => r.state.sampler_seed,
-            (None, true) => rand::random::<u64>(),
-            (None, false) => o.seed,
-        };
-        let sampler = sampler_for(&config.privacy, n, o.batch_size, sampler_seed)?;
+        let config_hash = super::config_hash(config);
+        let sampler_key = sampler_key(config, &config_hash, out, restored.is_some())?;
+        let sampler = sampler_for(&config.privacy, n, o.batch_size, sampler_key)?;
         let steps = match o.length().map_err(BadInput)? {
             RunLength::Steps(s) => s,
             RunLength::Epochs(e) => steps_for_epochs(e, sampler.sampling().sample_rate())?,
         };
         let dp = match &config.privacy {
-            Privacy::Dp(p) => Some(resolve_dp(p, sampler.sampling(), steps, n, o.seed)?),
+            Privacy::Dp(p) => Some(resolve_dp(p, sampler.sampling(), steps, n, o.seed, &config_hash)?),
             Privacy::None => None,
         };
         let optimizer = optimizer_for(config, steps)?;
@@ -103,7 +99,6 @@ impl RunState {
             steps,
             start_step: 0,
             sampler,
-            sampler_seed,
             optimizer,
             history: History::new(),
             dp,
@@ -111,7 +106,7 @@ impl RunState {
             updated,
             trainable_count,
             gradient_count,
-            config_hash: super::config_hash(config),
+            config_hash,
         };
         if let Some(r) = restored {
             state.resume_from(r, objective, out)?;
@@ -171,7 +166,6 @@ impl RunState {
             history: if self.history.steps() == 0 { String::new() } else { self.history.to_json() },
             noise_multiplier: self.dp.as_ref().map(|d| d.sigma),
             config_hash: self.config_hash.clone(),
-            sampler_seed: self.sampler_seed,
             dataset_size: self.n,
             sample_rate: self.sampler.sampling().sample_rate(),
         };
@@ -179,9 +173,26 @@ impl RunState {
     }
 }
 
+/// The batch sampler's key: in secure mode 256 bits from the OS, kept in the run folder's secrets file
+/// (read back when resuming); otherwise derived from `optimization.seed` and the config's hash, so that
+/// runs of a sweep differ ([`dp_core::engine::keys`]).
+fn sampler_key(config: &RunConfig, config_hash: &str, out: &Path, resuming: bool) -> Result<Key> {
+    let secure = matches!(&config.privacy, Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Secure);
+    match (secure, resuming) {
+        (true, true) => secrets::read_sampler_key(out),
+        (true, false) => {
+            let key = keys::os_key();
+            std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+            secrets::write(out, &key)?;
+            Ok(key)
+        }
+        (false, _) => Ok(keys::derived_key("dpft/sampler", config.optimization.seed, config_hash)),
+    }
+}
+
 /// Poisson sampling with q = B/n, or fixed-size batches (`privacy.sampler: fixed_size`, and every
 /// non-private run).
-fn sampler_for(privacy: &Privacy, n: usize, batch: usize, seed: u64) -> Result<BatchSampler> {
+fn sampler_for(privacy: &Privacy, n: usize, batch: usize, key: Key) -> Result<BatchSampler> {
     if batch > n {
         return Err(BadInput(format!("optimization.batch_size = {batch} exceeds the {n} training examples")).into());
     }
@@ -190,13 +201,20 @@ fn sampler_for(privacy: &Privacy, n: usize, batch: usize, seed: u64) -> Result<B
         Privacy::None => SamplerName::FixedSize,
     };
     Ok(match sampler {
-        SamplerName::FixedSize => BatchSampler::fixed_size(n as u64, batch as u64, seed)?,
-        SamplerName::Poisson => BatchSampler::poisson(n as u64, batch as f64 / n as f64, seed)?,
+        SamplerName::FixedSize => BatchSampler::fixed_size(n as u64, batch as u64, key)?,
+        SamplerName::Poisson => BatchSampler::poisson(n as u64, batch as f64 / n as f64, key)?,
     })
 }
 
 /// The clipper, the noise, σ (given, or calibrated to the target ε over `steps`), δ and the budget.
-fn resolve_dp(p: &PrivacySection, sampling: Sampling, steps: u64, n: usize, seed: u64) -> Result<Dp> {
+fn resolve_dp(
+    p: &PrivacySection,
+    sampling: Sampling,
+    steps: u64,
+    n: usize,
+    seed: u64,
+    config_hash: &str,
+) -> Result<Dp> {
     let accountant = p.accountant.kind();
     if !accountant.supports(&sampling) {
         return Err(BadInput(format!(
@@ -231,7 +249,7 @@ fn resolve_dp(p: &PrivacySection, sampling: Sampling, steps: u64, n: usize, seed
     }
     .checked()?;
     let noise = GaussianNoise::new(match p.noise_seed {
-        NoiseSeedMode::Fixed => NoiseSeed::Fixed(seed),
+        NoiseSeedMode::Fixed => NoiseSeed::Fixed(keys::derived_key("dpft/noise", seed, config_hash)),
         NoiseSeedMode::Secure => NoiseSeed::Secure,
     });
     let budget = p.target_epsilon.map(|epsilon| Budget { epsilon, delta, accountant });

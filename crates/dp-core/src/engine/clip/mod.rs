@@ -13,7 +13,7 @@ use self::factors::ClipFactors;
 use self::norms::SquaredNorms;
 use self::plan::ClipPlan;
 use self::sum::clipped_sum;
-use super::layers::NormMethod;
+use super::layers::{accumulation_kind, NormMethod};
 use super::tape::Tape;
 use super::EngineError;
 
@@ -131,9 +131,19 @@ impl Clipper {
         trainable: &[(String, Tensor)],
     ) -> Result<ClipOutput, EngineError> {
         let plan = ClipPlan::new(tape.records(), trainable, losses, self.style)?;
+        let low_precision = trainable.iter().any(|(_, t)| accumulation_kind(t.kind()) != t.kind());
+        if low_precision && self.mode == ClipMode::Ghost {
+            return Err(EngineError::Invalid(
+                "ghost clipping's second backward pass sums Σ_i c_i ∇L_i in the parameters' dtype (bf16/f16 here), which can exceed the clipping bound; use clipping_mode bk or naive, which sum in f32"
+                    .into(),
+            ));
+        }
         // Ghost differentiates Σ_i c_i L_i again afterwards: keep the graph.
         let keep_graph = self.mode == ClipMode::Ghost;
         let grad_outputs = Tensor::f_run_backward(&[losses.sum(None::<Kind>)], &plan.outputs(), keep_graph, false)?;
+        // Norms, factors and sums in f32 (f64 for f64 models) whatever the parameters' dtype.
+        let grad_outputs: Vec<Tensor> =
+            grad_outputs.into_iter().map(|g| g.to_kind(accumulation_kind(g.kind()))).collect();
         let sq = SquaredNorms::compute(&plan, &grad_outputs, self.mode, self.norm_method)?;
         let factors = ClipFactors::compute(self.style, self.max_grad_norm, self.stability, &sq);
         let sums = clipped_sum(self.mode, &plan, &grad_outputs, &sq, &factors, losses, trainable)?;
@@ -180,6 +190,43 @@ pub(crate) mod tests {
         let mut tape = crate::engine::Tape::on();
         let losses = sum_per_example(&layer.forward(x, &mut tape));
         (tape, losses)
+    }
+
+    /// bf16 parameters (on the CPU here; the same code runs on CUDA): norms and clipped sums come out in
+    /// f32 and match the exact norm to f32 round-off, so c_i g_i stays within C; ghost mode is refused.
+    #[test]
+    fn bf16_parameters_are_clipped_in_f32_within_the_bound() {
+        use crate::engine::{ClipMode, ClipStyle, Clipper, Tape};
+        let bf16 = |t: Tensor| t.to_kind(Kind::BFloat16).detach().set_requires_grad(true);
+        let layer = Linear {
+            name: "lm_head".into(),
+            weight: bf16(param(&[4, 4])),
+            bias: Some(bf16(param(&[4]))),
+            layout: WeightLayout::OutIn,
+        };
+        let x = (inputs(3) * 10.0).to_kind(Kind::BFloat16);
+        let trainable = crate::engine::DpLayer::parameters(&layer);
+        // loss_i = Σ_t Σ_d y_{i,t,d}: ∇W_i = 1 (Σ_t x_t)ᵀ and ∇b_i = T·1, exactly, from the bf16 inputs.
+        let sums = x.to_kind(Kind::Double).sum_dim_intlist([1i64].as_slice(), false, None::<Kind>);
+        let exact = (sum_per_example(&sums.square()) * 4.0 + 16.0).sqrt();
+        let c = 0.01;
+        for mode in [ClipMode::Bk, ClipMode::Naive] {
+            let mut tape = Tape::on();
+            let losses = sum_per_example(&layer.forward(&x, &mut tape)).to_kind(Kind::Float);
+            let clipper = Clipper { mode, style: ClipStyle::Flat, ..Clipper::new(c).unwrap() };
+            let out = clipper.clip(&losses, &tape, &trainable).unwrap();
+            assert_eq!(out.norms.kind(), Kind::Float, "{mode:?}");
+            assert!(out.grads.iter().all(|(_, g)| g.kind() == Kind::Float), "{mode:?}");
+            let rel = f64::try_from(((out.norms.to_kind(Kind::Double) - &exact) / &exact).abs().max()).unwrap();
+            assert!(rel < 1e-6, "{mode:?}: norms off by {rel:e} relative");
+            let clipped = f64::try_from((out.factors.to_kind(Kind::Double) * &exact).max()).unwrap();
+            assert!(clipped <= c * (1.0 + 1e-6), "{mode:?}: ‖c_i g_i‖ = {clipped} > C = {c}");
+        }
+        let mut tape = Tape::on();
+        let losses = sum_per_example(&layer.forward(&x, &mut tape)).to_kind(Kind::Float);
+        let ghost = Clipper { mode: ClipMode::Ghost, ..Clipper::new(c).unwrap() };
+        let err = ghost.clip(&losses, &tape, &trainable).unwrap_err().to_string();
+        assert!(err.contains("use clipping_mode bk or naive"), "{err}");
     }
 
     /// The backward pass the clipper runs: ∂(Σ_i L_i)/∂(each active output), graph kept.

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use tch::Tensor;
 
 use super::ClipStyle;
+use crate::engine::layers::accumulation_kind;
 use crate::engine::tape::DpRecord;
 use crate::engine::EngineError;
 
@@ -34,7 +35,7 @@ pub(crate) struct ClipPlan<'t> {
     pub slots: Vec<Vec<Owner>>,
     /// B, the number of examples (the length of the loss).
     pub batch: i64,
-    /// Zeros `[B]` in the loss's dtype and device (where the norms are summed).
+    /// Zeros `[B]` on the loss's device in f32 (f64 for an f64 loss), where the norms are summed.
     pub zeros: Tensor,
 }
 
@@ -77,7 +78,8 @@ impl<'t> ClipPlan<'t> {
             .map(|owners| owners.iter().map(|(r, p)| Owner { active: active_of[r], param: *p }).collect())
             .collect();
         let batch = check_per_example(&active, losses)?;
-        Ok(Self { active, slots, batch, zeros: losses.zeros_like().detach() })
+        let zeros = Tensor::zeros([batch], (accumulation_kind(losses.kind()), losses.device()));
+        Ok(Self { active, slots, batch, zeros })
     }
 
     /// The active records' outputs, in order: where the backward pass stops.

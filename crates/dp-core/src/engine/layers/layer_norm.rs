@@ -49,7 +49,7 @@ impl LayerNorm {
         let y = &normalized * &self.weight + &self.bias;
         tape.record(Box::new(LayerNormRecord {
             name: self.name.clone(),
-            normalized: as_btn(&normalized.detach()),
+            normalized: as_btn(&normalized.detach()).to_kind(super::accumulation_kind(normalized.kind())),
             output: y.shallow_clone(),
             weight: self.weight.shallow_clone(),
             bias: self.bias.shallow_clone(),

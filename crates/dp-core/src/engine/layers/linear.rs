@@ -72,7 +72,7 @@ impl Linear {
         if tape.is_on() {
             tape.record(Box::new(LinearRecord {
                 name: self.name.clone(),
-                input: as_btn(&x.detach()),
+                input: as_btn(&x.detach()).to_kind(super::accumulation_kind(x.kind())),
                 output: y.shallow_clone(),
                 weight: self.weight.shallow_clone(),
                 bias: self.bias.as_ref().map(Tensor::shallow_clone),

@@ -93,6 +93,18 @@ impl NormMethod {
     }
 }
 
+/// The dtype per-example norms, clipped sums and noise are computed in for parameters of dtype `kind`:
+/// f64 stays f64, everything else (f32, and bf16/f16 parameters) is f32 — the accountant's Gaussian
+/// mechanism and the clipping bound hold only up to the round-off of this dtype (jax-privacy keeps these
+/// in f32 under mixed precision for the same reason).
+pub fn accumulation_kind(kind: Kind) -> Kind {
+    if kind == Kind::Double {
+        Kind::Double
+    } else {
+        Kind::Float
+    }
+}
+
 /// Views `[B, …, n]` as `[B, T, n]` (T = 1 for `[B, n]`, T = product of the middle dims otherwise).
 pub(crate) fn as_btn(x: &Tensor) -> Tensor {
     let size = x.size();
