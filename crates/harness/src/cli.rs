@@ -498,6 +498,11 @@ pub struct ReportArgs {
     /// in RESULTS_DIR/sweep.json, none without one].
     #[arg(long, value_enum, value_name = "WHICH")]
     pub compare: Option<crate::report::findings::Compare>,
+    /// Also draw the training-loss curves of private runs. Their per-step losses are computed from the
+    /// private batches without noise and are not covered by ε, so by default only non-private runs' curves
+    /// are drawn; with this flag the figure's title says what it shows.
+    #[arg(long)]
+    pub diagnostics: bool,
 }
 
 #[derive(Debug, Args)]

@@ -306,11 +306,17 @@ fn hyperparameter_grid_gives_heatmaps_and_model_size_figure() {
         "heatmap-bleu-e2e-gpt2-medium-full-eps3",
         "bleu-vs-model-size-e2e",
         "bleu-vs-epsilon-e2e",
-        "training-loss-e2e",
     ] {
         assert_png(&fig.join(format!("{stem}.png")));
         assert!(fig.join(format!("{stem}.svg")).is_file(), "{stem}.svg");
     }
+    // Every run here is private: their per-step training losses are not covered by ε and are drawn only
+    // when asked, with the figure saying so.
+    assert!(!fig.join("training-loss-e2e.png").exists(), "private runs' training losses drawn without --diagnostics");
+    let diag = results.join("report-diagnostics");
+    let o = dpft(&["report", results.to_str().unwrap(), "--out", diag.to_str().unwrap(), "--diagnostics"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_svg(&diag.join("figures/training-loss-e2e.svg"), &["training loss per step", "not covered by ε"]);
     assert_svg(
         &fig.join("heatmap-bleu-e2e-gpt2-full-eps3.svg"),
         &["learning rate", "batch size", "60.00", "50.00", "5e-4", "2e-3", "1024"],

@@ -16,6 +16,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         tasks: args.task.clone(),
         figures: !args.no_figures,
         compare: args.compare,
+        diagnostics: args.diagnostics,
     };
     let outcome = report::run(&opts)?;
     log::info!("{} runs read from {}", outcome.runs, opts.results.display());

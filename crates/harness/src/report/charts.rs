@@ -290,12 +290,19 @@ pub fn heatmaps(task: &str, metric: &str, cells: &[&Agg]) -> Result<Vec<Planned>
 }
 
 /// Training loss per step, one line per run; runs of one (model, method, ε) share a colour and a legend
-/// entry.
-pub fn training_curves(task: &str, runs: &[&Run]) -> Result<Planned, String> {
-    let runs: Vec<&Run> = runs.iter().copied().filter(|r| !r.curve.is_empty()).collect();
+/// entry. A private run's per-step losses come from its batches without noise (not covered by ε): they are
+/// drawn only with `diagnostics`, and the figure then says so.
+pub fn training_curves(task: &str, runs: &[&Run], diagnostics: bool) -> Result<Planned, String> {
+    let with_curve = runs.iter().copied().filter(|r| !r.curve.is_empty());
+    let runs: Vec<&Run> = with_curve.filter(|r| diagnostics || r.epsilon.is_infinite()).collect();
     if runs.is_empty() {
-        return Err(format!("{task}: no run has training losses in metrics.jsonl"));
+        return Err(format!(
+            "{task}: no {}run has training losses in metrics.jsonl{}",
+            if diagnostics { "" } else { "non-private " },
+            if diagnostics { "" } else { " (private runs' losses are not covered by ε: --diagnostics draws them)" }
+        ));
     }
+    let private_drawn = runs.iter().any(|r| r.epsilon.is_finite());
     let several_models = runs.iter().map(|r| &r.model).collect::<BTreeSet<_>>().len() > 1;
     let mut keys: Vec<(String, String, u64)> = runs
         .iter()
@@ -338,7 +345,14 @@ pub fn training_curves(task: &str, runs: &[&Run]) -> Result<Planned, String> {
     Ok(Planned::Line(
         format!("training-loss-{}", file_part(task)),
         LineChart {
-            title: format!("{}: training loss per step", names::task_display(task)),
+            title: if private_drawn {
+                format!(
+                    "{}: training loss per step (private runs' losses: not covered by ε)",
+                    names::task_display(task)
+                )
+            } else {
+                format!("{}: training loss per step", names::task_display(task))
+            },
             x_label: "step".into(),
             y_label: "training loss".into(),
             x_ticks: None,

@@ -51,6 +51,8 @@ pub struct Options {
     /// "Paper vs this run"; `None`: from the profile recorded in RESULTS_DIR/sweep.json (`mini` or `paper`),
     /// none when there is no such file.
     pub compare: Option<findings::Compare>,
+    /// Also draw private runs' training losses (unprivatised statistics, not covered by ε).
+    pub diagnostics: bool,
 }
 
 /// What was written.
@@ -289,7 +291,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
                     charts::metric_vs_model_size(&d.task, &d.metric, &sel, &sizes).map(|p| vec![p]),
                 ),
                 ("batch size × learning rate heatmap", charts::heatmaps(&d.task, &d.metric, &hyper)),
-                ("training curves", charts::training_curves(&d.task, &task_runs).map(|p| vec![p])),
+                ("training curves", charts::training_curves(&d.task, &task_runs, opts.diagnostics).map(|p| vec![p])),
             ];
             for (what, plan) in planned.drain(..) {
                 match plan {

@@ -11,7 +11,7 @@ use super::setup::RunState;
 use crate::run_config::{NoiseSeedMode, Privacy, RunConfig};
 
 /// What ε covers, stated in every privacy.json.
-const SCOPE: &str = "epsilon covers the trained parameters and anything computed from them alone; metrics.jsonl holds per-step training statistics (batch sizes, losses, gradient-norm statistics) that are not privatised: do not release it";
+const SCOPE: &str = "epsilon covers the trained parameters (model/, the adapter, the checkpoints' parameters) and anything computed from them and public or held-out data alone (predictions.txt, the evaluation metrics in summary.json, dpft generate/score output). It does not cover metrics.jsonl's per-step lines (training loss, realised batch size, gradient-norm statistics, step time: marked covered_by_epsilon false), which are computed from the private batches without noise, nor the wall time and memory in summary.json; secrets.json is secret. Release only what epsilon covers";
 
 /// The facts both files state.
 #[derive(Serialize)]

@@ -40,6 +40,8 @@ impl StepRecord {
         if let (Some(e), Some(diag)) = (self.epsilon_rdp, self.clipping) {
             line["epsilon_rdp"] = json!(e);
             line["clipping"] = serde_json::to_value(diag)?;
+            // Loss, batch size and clipping statistics are computed from the private batch without noise.
+            line["covered_by_epsilon"] = json!(false);
         }
         Ok(line)
     }
