@@ -318,6 +318,10 @@ pub struct ModelArgs {
     /// merges.txt, or vocab.txt).
     #[arg(long, value_name = "DIR")]
     pub model: PathBuf,
+    /// An adapter folder in PEFT's layout (adapter_config.json + adapter_model.safetensors: LoRA or
+    /// prefix-tuning, as `dpft train` writes to OUT/adapter/) applied to --model, the base it was trained on.
+    #[arg(long, value_name = "DIR")]
+    pub adapter: Option<PathBuf>,
     /// Parameter precision.
     #[arg(long, value_enum, default_value = "f32")]
     pub dtype: DtypeArg,

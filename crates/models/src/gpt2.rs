@@ -312,6 +312,13 @@ impl Gpt2LmHeadModel {
         Ok(())
     }
 
+    /// A prefix given by its embeddings P `[L, 2·n_layer·d]` (an adapter folder's), for inference; every
+    /// other parameter frozen.
+    pub fn set_prefix_embeddings(&mut self, p: Tensor) -> Result<(), ModelError> {
+        self.add_prefix(p.size()[0], 1)?;
+        self.prefix.as_mut().expect("just added").set_embeddings(p)
+    }
+
     /// RGP of rank `r` on every block's four weight matrices (the paper's baseline: rank 1); every
     /// parameter is frozen for autograd, the carriers are the only trainable tensors, and the optimizer
     /// updates the weight matrices with the reconstructed gradient ([`Rgp`]: call

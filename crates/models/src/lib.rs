@@ -10,6 +10,7 @@
 //! - Fine-tuning methods beyond full: [`lora`], [`prefix`] (prefix-tuning), [`rgp`] (reparametrized
 //!   gradient perturbation); top-k blocks and retraining are methods of the models themselves.
 
+pub mod adapter;
 pub mod attention;
 pub mod bert;
 pub mod clip_check;

@@ -35,6 +35,9 @@ pub struct Prefix {
     pub length: i64,
     n_layer: i64,
     n_head: i64,
+    /// P `[L, 2·n_layer·d]` given directly (an adapter loaded for inference): the reparametrisation is
+    /// then not used.
+    fixed: Option<Tensor>,
 }
 
 /// torch's default `nn.Linear` initialisation: weight and bias uniform in ±1/sqrt(in).
@@ -70,7 +73,39 @@ impl Prefix {
             length,
             n_layer,
             n_head,
+            fixed: None,
         })
+    }
+
+    /// Width of the reparametrisation's MLP.
+    pub fn mid_dim(&self) -> i64 {
+        self.control_trans_0.weight.size()[0]
+    }
+
+    /// P `[L, 2·n_layer·d]`, the reparametrisation's output (what an adapter folder stores).
+    pub fn embeddings(&self) -> Tensor {
+        tch::no_grad(|| self.p(1, &mut Tape::off()).squeeze_dim(0))
+    }
+
+    /// Uses `p` `[L, 2·n_layer·d]` as the prefix from now on (inference; the reparametrisation is bypassed).
+    pub fn set_embeddings(&mut self, p: Tensor) -> Result<(), ModelError> {
+        let want = [self.length, self.control_trans_2.weight.size()[0]];
+        if p.size() != want {
+            return Err(ModelError::Invalid(format!("prefix embeddings of shape {:?}, expected {want:?}", p.size())));
+        }
+        self.fixed = Some(p);
+        Ok(())
+    }
+
+    /// P for `rows` rows `[rows, L, 2·n_layer·d]`, recorded when the tape is on.
+    fn p(&self, rows: i64, tape: &mut Tape) -> Tensor {
+        if let Some(p) = &self.fixed {
+            return p.unsqueeze(0).expand([rows, -1, -1], false);
+        }
+        let device = self.wte.weight.device();
+        let ids = Tensor::arange(self.length, (Kind::Int64, device)).unsqueeze(0).expand([rows, self.length], true);
+        let hidden = self.control_trans_0.forward(&self.wte.forward(&ids, tape), tape).tanh();
+        self.control_trans_2.forward(&hidden, tape)
     }
 
     /// The layers, for the engine's ownership check.
@@ -82,10 +117,7 @@ impl Prefix {
     /// they are computed per example (recorded); otherwise once and expanded.
     pub fn key_values(&self, batch: i64, tape: &mut Tape) -> Vec<(Tensor, Tensor)> {
         let rows = if tape.is_on() { batch } else { 1 };
-        let device = self.wte.weight.device();
-        let ids = Tensor::arange(self.length, (Kind::Int64, device)).unsqueeze(0).expand([rows, self.length], true);
-        let hidden = self.control_trans_0.forward(&self.wte.forward(&ids, tape), tape).tanh();
-        let p = self.control_trans_2.forward(&hidden, tape); // [rows, L, 2·n_layer·d]
+        let p = self.p(rows, tape); // [rows, L, 2·n_layer·d]
         let d = p.size()[2] / (2 * self.n_layer);
         // [rows, L, 2·n_layer, H, h] → [2·n_layer, rows, H, L, h]
         let p = p.reshape([rows, self.length, 2 * self.n_layer, self.n_head, d / self.n_head]).permute([2, 0, 3, 1, 4]);

@@ -348,3 +348,60 @@ fn each_method_reduces_training_loss() {
         println!("{method}: loss {before:.4} → {after:.4}");
     }
 }
+
+/// Logits of `texts()` (padded) under `model`, no tape.
+fn logits_of(model: &models::Gpt2LmHeadModel) -> Tensor {
+    let (ids, mask) = common::pad(&texts(), 0);
+    let inputs = models::Inputs::ids(&ids).with_mask(&mask);
+    tch::no_grad(|| model.forward(inputs, None, false, &mut dp_core::engine::Tape::off())).unwrap()
+}
+
+#[test]
+fn lora_and_prefix_adapters_round_trip_through_peft_layout_folders() {
+    let Some(root) = common::tiny_models() else { return };
+    let dir = root.join("gpt2-untied");
+    let opts = LoadOptions { device: Device::Cpu, kind: Kind::Double };
+    let base = models::adapter::AdapterBase { untie_lm_head: false, add_pad_token: true };
+    for method in ["lora", "prefix"] {
+        let (mut trained, mut tok) = models::load_gpt2(&dir, &opts).unwrap();
+        trained.add_pad_token(&mut tok).unwrap();
+        tch::manual_seed(5);
+        match method {
+            "lora" => {
+                trained.add_lora(2, 4.0).unwrap();
+                // B starts at zero: give it values, as training would.
+                for b in &trained.h {
+                    let l = b.c_attn_lora.as_ref().unwrap();
+                    tch::no_grad(|| l.lora_b.weight.shallow_clone().copy_(&(l.lora_b.weight.randn_like() * 0.1)));
+                }
+            }
+            _ => trained.add_prefix(3, 8).unwrap(),
+        }
+        let want = logits_of(&trained);
+        let out = std::env::temp_dir().join(format!("dpft-adapter-{method}-{}", std::process::id()));
+        models::adapter::save_adapter(&trained, &out, dir.to_str().unwrap(), &base).unwrap();
+        for f in ["adapter_config.json", "adapter_model.safetensors", "dpft_base.json"] {
+            assert!(out.join(f).is_file(), "{method}: {f}");
+        }
+        let config: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("adapter_config.json")).unwrap()).unwrap();
+        assert_eq!(config["peft_type"], if method == "lora" { "LORA" } else { "PREFIX_TUNING" });
+        assert_eq!(config["base_model_name_or_path"], dir.to_str().unwrap());
+        let (mut loaded, mut tok2) = models::load_gpt2(&dir, &opts).unwrap();
+        models::adapter::apply_adapter(&mut loaded, &mut tok2, &out).unwrap();
+        let got = logits_of(&loaded);
+        let e = (&got - &want).abs().max().double_value(&[]);
+        assert!(e < 1e-12, "{method}: adapter logits differ by {e:e}");
+        assert!(loaded.trainable().is_empty(), "{method}: an applied adapter is for inference: nothing trains");
+        // A LoRA adapter on a prefix model's folder, or tensors of another shape, are refused.
+        let (mut other, mut tok3) = models::load_gpt2(&root.join("gpt2-tied"), &opts).unwrap();
+        if other.config.n_embd != loaded.config.n_embd || method == "prefix" {
+            continue;
+        }
+        std::fs::write(out.join("dpft_base.json"), "{\"untie_lm_head\": false, \"add_pad_token\": false, \"x\": 1}")
+            .unwrap();
+        let e = models::adapter::apply_adapter(&mut other, &mut tok3, &out).unwrap_err().to_string();
+        assert!(e.contains("dpft_base.json"), "{e}");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}

@@ -3,7 +3,6 @@
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::generation::{generate, GenerationConfig};
-use models::load_gpt2;
 
 use super::model_io::{input_error, load_options, read_lines, write_atomic};
 use crate::cli::{GenerateArgs, GlobalArgs};
@@ -23,7 +22,7 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
         }
     }
     let opts = load_options(global, args.model.dtype)?;
-    let (model, tokenizer) = load_gpt2(&args.model.model, &opts).map_err(input_error)?;
+    let (model, tokenizer) = super::model_io::load_causal(&args.model, &opts)?;
     let config = GenerationConfig {
         num_beams: args.num_beams,
         max_new_tokens: args.max_new_tokens,

@@ -24,6 +24,19 @@ pub fn load_options(global: &GlobalArgs, dtype: DtypeArg) -> Result<LoadOptions>
     Ok(opts)
 }
 
+/// The GPT-2 of `--model`, with `--adapter` applied when given.
+pub fn load_causal(
+    args: &crate::cli::ModelArgs,
+    opts: &LoadOptions,
+) -> Result<(models::Gpt2LmHeadModel, models::TextTokenizer)> {
+    let (mut model, mut tokenizer) = models::load_gpt2(&args.model, opts).map_err(input_error)?;
+    if let Some(dir) = &args.adapter {
+        models::adapter::apply_adapter(&mut model, &mut tokenizer, dir).map_err(input_error)?;
+        log::info!("adapter {} applied to {}", dir.display(), args.model.display());
+    }
+    Ok((model, tokenizer))
+}
+
 /// Maps a model-loading error to bad input (exit 2) when it is the user's files, not a run-time failure.
 pub fn input_error(err: models::ModelError) -> anyhow::Error {
     if err.is_input_error() {

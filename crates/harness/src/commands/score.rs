@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use dp_core::engine::Tape;
-use models::{load_gpt2, Inputs};
+use models::Inputs;
 use tch::{Kind, Tensor};
 
 use super::model_io::{input_error, load_options};
@@ -20,7 +20,7 @@ struct Scored {
 
 pub fn run(global: &GlobalArgs, args: &ScoreArgs) -> Result<()> {
     let opts = load_options(global, args.model.dtype)?;
-    let (model, tokenizer) = load_gpt2(&args.model.model, &opts).map_err(input_error)?;
+    let (model, tokenizer) = super::model_io::load_causal(&args.model, &opts)?;
     let _guard = tch::no_grad_guard();
     let mut out = Vec::with_capacity(args.text.len());
     for text in &args.text {

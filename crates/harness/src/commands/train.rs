@@ -298,10 +298,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         // The trained model as a Hugging Face folder, for `dpft generate`/`score` and as the next run's
         // model.path (the mini reproduction fine-tunes its pretrained model this way).
         match config.method.name {
-            MethodName::Lora | MethodName::Prefix => log::info!(
-                "method {}: no model/ folder (a plain GPT-2 folder has no place for its tensors); the checkpoint holds them",
-                config.method.name
-            ),
+            MethodName::Lora | MethodName::Prefix => save_adapter(&config, &objective.model, &out, &data)?,
             _ => {
                 objective.model.save_pretrained(&out.join("model"), &objective.tokenizer)?;
                 log::info!("model saved as a Hugging Face folder: {}", out.join("model").display());
@@ -309,6 +306,26 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         }
     }
     print_summary(&finished.summary, &out);
+    Ok(())
+}
+
+/// A LoRA or prefix run's trained tensors as a PEFT-layout adapter folder, OUT/adapter/, for the base folder
+/// of `model.path` (`dpft score/generate --model BASE --adapter OUT/adapter`). A run from `model.config`
+/// (random initialisation) has no base folder to refer to: its checkpoint keeps the tensors.
+fn save_adapter(config: &RunConfig, model: &Gpt2LmHeadModel, out: &Path, data: &models::DataDir) -> Result<()> {
+    let Some(base) = &config.model.path else {
+        log::info!("method {}: no adapter/ folder (the run starts from model.config, not a base folder); the checkpoint holds its tensors", config.method.name);
+        return Ok(());
+    };
+    let base = resolve(base, data);
+    let base = base.canonicalize().unwrap_or(base);
+    let base_name = base.to_string_lossy();
+    let prepared = models::adapter::AdapterBase {
+        untie_lm_head: config.model.untie_lm_head,
+        add_pad_token: config.model.add_pad_token,
+    };
+    models::adapter::save_adapter(model, &out.join("adapter"), &base_name, &prepared)?;
+    log::info!("adapter saved in PEFT's layout: {} (base {base_name})", out.join("adapter").display());
     Ok(())
 }
 

@@ -1,0 +1,128 @@
+"""Adapter folders against PEFT (the oracle, pinned in python/requirements.txt).
+
+Both directions, for LoRA and prefix-tuning on a tiny random GPT-2 written here with transformers (GPT-2's
+tokenizer from the data directory):
+- PEFT writes an adapter (`save_pretrained`, LoRA B drawn non-zero); `dpft score --model BASE --adapter DIR`
+  gives the per-token log-probabilities of PEFT's model on the same texts;
+- `dpft train` (method lora / prefix, one non-private step) writes OUT/adapter; PEFT loads it
+  (`PeftModel.from_pretrained`) and gives the log-probabilities of `dpft score --adapter`.
+Tolerance: 2e-5 absolute on each log-probability (f32 on both sides).
+"""
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DPFT = os.environ.get("DPFT_BIN", str(ROOT / "target" / "debug" / "dpft"))
+TEXTS = ["name[The Eagle] eatType[coffee shop]", "The Eagle is a coffee shop near the river."]
+TOL = 2e-5
+
+
+def data_dir():
+    d = os.environ.get("DPFT_DATA_DIR")
+    d = pathlib.Path(d) if d else ROOT.parent / "shared" / "data"
+    if not (d / "tokenizers" / "gpt2" / "tokenizer.json").is_file() or not (d / "e2e" / "trainset.csv").is_file():
+        reason = f"SKIPPED: no tokenizers/gpt2/tokenizer.json or e2e/trainset.csv under {d} (set DPFT_DATA_DIR)"
+        print(reason)
+        pytest.skip(reason)
+    return d
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A tiny random GPT-2 folder with GPT-2's tokenizer."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+    d = data_dir()
+    out = tmp_path_factory.mktemp("base")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=50257, n_positions=64, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=50256, eos_token_id=50256)
+    GPT2LMHeadModel(config).save_pretrained(out)
+    for f in (d / "tokenizers" / "gpt2").iterdir():
+        if f.is_file():
+            shutil.copy(f, out / f.name)
+    return out
+
+
+def dpft_logprobs(base, adapter):
+    p = subprocess.run([DPFT, "--device", "cpu", "score", "--model", str(base), "--adapter", str(adapter), "--json",
+                        *sum((["--text", t] for t in TEXTS), [])], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    return [r["logprobs"] for r in json.loads(p.stdout)]
+
+
+def peft_logprobs(model, base):
+    from transformers import AutoTokenizer
+    tok = AutoTokenizer.from_pretrained(base)
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for t in TEXTS:
+            ids = torch.tensor([tok.encode(t, add_special_tokens=False)])
+            logits = model(input_ids=ids).logits[0, :-1].double().log_softmax(-1)
+            out.append(logits.gather(-1, ids[0, 1:, None])[:, 0].tolist())
+    return out
+
+
+def assert_close(got, want):
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert len(g) == len(w)
+        err = max(abs(a - b) for a, b in zip(g, w))
+        assert err <= TOL, f"log-probabilities differ by {err:.3e}"
+
+
+def peft_model(base, kind):
+    from peft import LoraConfig, PrefixTuningConfig, get_peft_model
+    from transformers import GPT2LMHeadModel
+    torch.manual_seed(1)
+    model = GPT2LMHeadModel.from_pretrained(base)
+    if kind == "lora":
+        cfg = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True, lora_dropout=0.0,
+                         init_lora_weights=False, task_type="CAUSAL_LM")
+    else:
+        cfg = PrefixTuningConfig(num_virtual_tokens=3, prefix_projection=True, encoder_hidden_size=8,
+                                 task_type="CAUSAL_LM")
+    return get_peft_model(model, cfg)
+
+
+@pytest.mark.parametrize("kind", ["lora", "prefix"])
+def test_dpft_applies_adapters_peft_wrote(base, kind, tmp_path):
+    model = peft_model(base, kind)
+    want = peft_logprobs(model, base)
+    model.save_pretrained(tmp_path / "adapter")
+    assert_close(dpft_logprobs(base, tmp_path / "adapter"), want)
+
+
+@pytest.mark.parametrize("kind", ["lora", "prefix"])
+def test_peft_loads_adapters_dpft_trained(base, kind, tmp_path):
+    from peft import PeftModel
+    from transformers import GPT2LMHeadModel
+    d = data_dir()
+    cfg = tmp_path / "run.yaml"
+    method = "{name: lora, rank: 2, alpha: 4}" if kind == "lora" else "{name: prefix, prefix_length: 3, mid_dim: 8}"
+    cfg.write_text(f"""model: {{path: {base}}}
+task: {{name: e2e, max_length: 60, max_train_examples: 8, max_eval_examples: 1}}
+method: {method}
+optimization: {{learning_rate: 5e-2, batch_size: 4, physical_batch_size: 4, steps: 2}}
+privacy: none
+generation: {{num_beams: 1, max_new_tokens: 2, min_new_tokens: 1, meteor: false}}
+""")
+    out = tmp_path / "run"
+    p = subprocess.run([DPFT, "--device", "cpu", "--data-dir", str(d), "train", str(cfg), "--out", str(out)],
+                       capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert p.returncode == 0, p.stderr
+    adapter = out / "adapter"
+    assert {f.name for f in adapter.iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
+                                                    "dpft_base.json"}
+    model = PeftModel.from_pretrained(GPT2LMHeadModel.from_pretrained(base), adapter)
+    assert_close(dpft_logprobs(base, adapter), peft_logprobs(model, base))
+    # The adapter holds trained tensors and public settings only.
+    text = (adapter / "adapter_config.json").read_text() + (adapter / "dpft_base.json").read_text()
+    assert "seed" not in text and "key" not in text
