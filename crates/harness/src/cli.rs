@@ -69,6 +69,10 @@ pub enum Command {
     Privacy(PrivacyCommand),
     /// Fine-tune a model with DP-Adam (or non-privately) from a YAML run config.
     Train(TrainArgs),
+    /// Audit a private run config empirically: one training run with white-box canaries (Steinke et al.
+    /// 2023) and the largest epsilon their scores reject; it must not exceed the accounted epsilon.
+    #[command(after_help = AUDIT_HELP)]
+    Audit(AuditArgs),
     /// Train a small byte-level BPE tokenizer (GPT-2's scheme, `<|endoftext|>` special) on text files.
     TrainTokenizer(TrainTokenizerArgs),
     /// Score predictions against references: BLEU, NIST, METEOR, ROUGE-L, CIDEr (e2e-metrics definitions).
@@ -279,6 +283,44 @@ pub struct TrainArgs {
     /// Testing aid: end the process right after step K, as a kill would (no final checkpoint or outputs).
     #[arg(long, hide = true, value_name = "K")]
     pub stop_after_steps: Option<u64>,
+}
+
+const AUDIT_HELP: &str = "Canaries: each of the --canaries is included in the training set with probability 1/2. A \
+included canary picked into a batch adds a clipped gradient of norm C along its own coordinate of the parameter \
+vector; its score is the sum over steps of the released gradient there. The run uses the config's model, data, \
+sampling rate (batch_size over real examples plus included canaries), clipping, noise and steps. Output \
+(stdout with --json, and OUT/audit.json with in_scores.txt / out_scores.txt): kind, epsilon_claimed (RDP, over \
+the audit's own run), delta, epsilon_lower_bound, confidence, canaries, guesses, correct, passed \
+(epsilon_lower_bound <= epsilon_claimed). Exit status 0 either way; a failed audit (passed false) means the \
+release is not the mechanism that was accounted.";
+
+/// `dpft audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The run config (YAML) to audit.
+    pub config: PathBuf,
+    /// Override a config value, e.g. --set optimization.steps=20 (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// Number of canaries M.
+    #[arg(long, default_value_t = 1000)]
+    pub canaries: usize,
+    /// Confidence of the lower bound.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+    /// Release without noise (checks that the audit can detect leakage: epsilon_lower_bound should be large).
+    #[arg(long)]
+    pub positive_control: bool,
+    /// Testing the audit itself: release FACTOR·sigma of noise while accounting sigma (an unsound release
+    /// the audit should catch). Never for a model you keep.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0, hide_short_help = true)]
+    pub sabotage_noise: f64,
+    /// Folder for audit.json and the scores (in_scores.txt, out_scores.txt).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

@@ -4,6 +4,7 @@
 //! out-of-range values, a device that is not there), 1 for a failure at run time.
 
 mod allocator;
+mod audit;
 mod bench;
 mod cli;
 mod commands;

@@ -191,4 +191,35 @@ mod tests {
         assert!(BatchSampler::fixed_size(10, 11, [0; 32]).is_err());
         assert_eq!(BatchSampler::poisson(7, 1.0, [0; 32]).unwrap().next_batch(), vec![0, 1, 2, 3, 4, 5, 6]);
     }
+
+    /// Poisson batch sizes follow Binomial(n, q): Pearson's χ² over the bins with expected count ≥ 5 (the
+    /// tails pooled), against the 0.1% critical value. The key is fixed, so the test is deterministic.
+    #[test]
+    fn poisson_batch_sizes_fit_the_binomial() {
+        let (n, q, draws) = (200u64, 0.1, 20_000usize);
+        let mut s = BatchSampler::poisson(n, q, [21; 32]).unwrap();
+        let mut counts = vec![0usize; n as usize + 1];
+        for _ in 0..draws {
+            counts[s.next_batch().len()] += 1;
+        }
+        let pmf = |k: u64| {
+            let tail = |k: i64| crate::accounting::audit::binom_tail(n, k, q);
+            tail(k as i64) - tail(k as i64 + 1)
+        };
+        // Bins: [0, lo], lo+1 … hi−1 one by one, [hi, n]; lo and hi where the expected count reaches 5.
+        let expected: Vec<f64> = (0..=n).map(|k| pmf(k) * draws as f64).collect();
+        let lo = expected.iter().position(|&e| e >= 5.0).unwrap();
+        let hi = expected.iter().rposition(|&e| e >= 5.0).unwrap();
+        let mut bins: Vec<(f64, f64)> =
+            vec![(counts[..=lo].iter().sum::<usize>() as f64, expected[..=lo].iter().sum::<f64>())];
+        bins.extend((lo + 1..hi).map(|k| (counts[k] as f64, expected[k])));
+        bins.push((counts[hi..].iter().sum::<usize>() as f64, expected[hi..].iter().sum::<f64>()));
+        let chi2: f64 = bins.iter().map(|(o, e)| (o - e).powi(2) / e).sum();
+        let df = bins.len() - 1;
+        // χ² 0.999 quantile by the Wilson–Hilferty approximation (accurate to ~1% at these df).
+        let z = 3.090_232;
+        let crit = df as f64 * (1.0 - 2.0 / (9.0 * df as f64) + z * (2.0 / (9.0 * df as f64)).sqrt()).powi(3);
+        assert!(chi2 < crit, "χ² = {chi2:.1} over {df} degrees of freedom (critical {crit:.1})");
+        assert!(df >= 10, "{df} bins");
+    }
 }

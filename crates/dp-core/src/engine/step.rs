@@ -81,6 +81,25 @@ impl ClippedSum {
         self.norms.len()
     }
 
+    /// Adds `value` to element `offset` (row-major) of sum `tensor`: a white-box audit's canary, whose
+    /// clipped gradient is `value` along one coordinate ([`crate::accounting::audit`]).
+    pub fn add_at(&mut self, tensor: usize, offset: i64, value: f64) -> Result<(), EngineError> {
+        let Some((name, sum)) = self.sums.get_mut(tensor) else {
+            return Err(EngineError::Invalid(format!("no sum number {tensor} (there are {})", self.sums.len())));
+        };
+        if offset < 0 || offset >= sum.numel() as i64 {
+            return Err(EngineError::Invalid(format!("offset {offset} outside `{name}` ({} elements)", sum.numel())));
+        }
+        if !self.owned {
+            // The zero sums are broadcast views: give every one its own buffer before writing.
+            self.sums = self.sums.iter().map(|(n, t)| (n.clone(), t.contiguous().copy())).collect();
+            self.owned = true;
+        }
+        let mut element = self.sums[tensor].1.view([-1]).narrow(0, offset, 1);
+        let _ = element.f_add_scalar_(value)?;
+        Ok(())
+    }
+
     /// The accumulated sums.
     pub fn sums(&self) -> &[(String, Tensor)] {
         &self.sums

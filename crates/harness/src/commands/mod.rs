@@ -1,12 +1,13 @@
 //! One module per subcommand; [`run`] dispatches.
 
+mod audit;
 mod bench;
 mod clip_check;
 mod data;
 pub mod eval_gen;
 mod generate;
 mod info;
-mod model_io;
+pub(crate) mod model_io;
 mod privacy;
 mod report;
 mod score;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(&cli.global, &args),
         Command::ClipCheck(args) => clip_check::run(&cli.global, &args),
         Command::Train(args) => train::run(&cli.global, &args),
+        Command::Audit(args) => audit::run(&cli.global, &args),
         Command::TrainTokenizer(args) => train_tokenizer::run(&cli.global, &args),
         Command::EvalGen(args) => eval_gen::run(&args),
         Command::Sweep(args) => sweep::run(&cli.global, &args),

@@ -216,64 +216,15 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     let config = run_config::load(&args.config, &args.overrides)?;
     let stem = args.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/runs").join(stem));
-    let device = global.device.resolve()?;
-    log::info!("device: {} (requested: {})", dp_core::device::describe(device), global.device);
-    let kind = match config.model.dtype {
-        Dtype::F32 => Kind::Float,
-        Dtype::F64 => Kind::Double,
-        Dtype::Bf16 => Kind::BFloat16,
-    };
-    let opts = LoadOptions { device, kind };
-    opts.check().map_err(|e| BadInput(e.to_string()))?;
+    let opts = load_options_for(&config, global)?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
-    let paper_task = config.task.name.paper_task();
-    if let Some(task) = paper_task.filter(|t| t.kind() == TaskKind::Classification) {
+    if let Some(task) = config.task.name.paper_task().filter(|t| t.kind() == TaskKind::Classification) {
         return run_classification(&config, task, args, &out, &opts, &data);
     }
     // Everything the run reads is checked before the run folder is touched.
-    let (model, tokenizer) = load_causal_model(&config, &opts, &data)?;
-    let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
-    let (mut train, mut eval, segments) = match paper_task {
-        None => {
-            let (train, eval) = text_examples(&config, data.root(), &tokenizer)?;
-            (train, eval, Vec::new())
-        }
-        Some(task) => generation_data(&config, task, &data, &tokenizer)?,
-    };
-    // (E2E/DART were cut to max_*_examples while loading: the first k tables, all their references.)
-    if paper_task.is_none() {
-        if let Some(k) = config.task.max_train_examples {
-            train.truncate(k);
-        }
-        if let Some(k) = config.task.max_eval_examples {
-            eval.truncate(k);
-        }
-    }
-    // Positions left for text: a prefix (method prefix) takes its own in front.
-    let room = model.text_positions() as usize;
-    let of_room = || match model.prefix_length() {
-        0 => format!("the model's n_positions = {room}"),
-        p => format!(
-            "the {room} positions the model has for text (n_positions = {}, prefix {p})",
-            model.config.n_positions
-        ),
-    };
-    if config.task.max_length > room {
-        return Err(BadInput(format!("task.max_length = {} exceeds {}", config.task.max_length, of_room())).into());
-    }
-    if let Some(longest) = segments.iter().map(|s| s.prompt.len()).max() {
-        if longest + config.generation.max_new_tokens > room {
-            return Err(BadInput(format!(
-                "generation.max_new_tokens = {} plus the longest evaluation prompt ({longest} tokens) exceeds {}; lower max_new_tokens or task.max_length",
-                config.generation.max_new_tokens,
-                of_room()
-            ))
-            .into());
-        }
-    }
+    let (objective, segments) = causal_objective(&config, &opts, &data)?;
     prepare_out(&out, args.resume, &config)?;
     log::info!("run folder: {}", out.display());
-    let objective = CausalLm { model, tokenizer, train, eval, pad };
     let final_eval = || -> Result<Value> {
         if segments.is_empty() {
             return Ok(json!({}));
@@ -307,6 +258,71 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     }
     print_summary(&finished.summary, &out);
     Ok(())
+}
+
+/// Device and dtype from `--device` and `model.dtype`.
+pub fn load_options_for(config: &RunConfig, global: &GlobalArgs) -> Result<LoadOptions> {
+    let device = global.device.resolve()?;
+    log::info!("device: {} (requested: {})", dp_core::device::describe(device), global.device);
+    let kind = match config.model.dtype {
+        Dtype::F32 => Kind::Float,
+        Dtype::F64 => Kind::Double,
+        Dtype::Bf16 => Kind::BFloat16,
+    };
+    let opts = LoadOptions { device, kind };
+    opts.check().map_err(|e| BadInput(e.to_string()))?;
+    Ok(opts)
+}
+
+/// The causal-LM objective of a generation or text config (model, method, featurised data) and the
+/// evaluation tables to generate for; every length is checked against the model's positions.
+pub fn causal_objective(
+    config: &RunConfig,
+    opts: &LoadOptions,
+    data: &models::DataDir,
+) -> Result<(CausalLm, Vec<Segment>)> {
+    let paper_task = config.task.name.paper_task();
+    let (model, tokenizer) = load_causal_model(config, opts, data)?;
+    let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
+    let (mut train, mut eval, segments) = match paper_task {
+        None => {
+            let (train, eval) = text_examples(config, data.root(), &tokenizer)?;
+            (train, eval, Vec::new())
+        }
+        Some(task) => generation_data(config, task, data, &tokenizer)?,
+    };
+    // (E2E/DART were cut to max_*_examples while loading: the first k tables, all their references.)
+    if paper_task.is_none() {
+        if let Some(k) = config.task.max_train_examples {
+            train.truncate(k);
+        }
+        if let Some(k) = config.task.max_eval_examples {
+            eval.truncate(k);
+        }
+    }
+    // Positions left for text: a prefix (method prefix) takes its own in front.
+    let room = model.text_positions() as usize;
+    let of_room = || match model.prefix_length() {
+        0 => format!("the model's n_positions = {room}"),
+        p => format!(
+            "the {room} positions the model has for text (n_positions = {}, prefix {p})",
+            model.config.n_positions
+        ),
+    };
+    if config.task.max_length > room {
+        return Err(BadInput(format!("task.max_length = {} exceeds {}", config.task.max_length, of_room())).into());
+    }
+    if let Some(longest) = segments.iter().map(|s| s.prompt.len()).max() {
+        if longest + config.generation.max_new_tokens > room {
+            return Err(BadInput(format!(
+                "generation.max_new_tokens = {} plus the longest evaluation prompt ({longest} tokens) exceeds {}; lower max_new_tokens or task.max_length",
+                config.generation.max_new_tokens,
+                of_room()
+            ))
+            .into());
+        }
+    }
+    Ok((CausalLm { model, tokenizer, train, eval, pad }, segments))
 }
 
 /// A LoRA or prefix run's trained tensors as a PEFT-layout adapter folder, OUT/adapter/, for the base folder

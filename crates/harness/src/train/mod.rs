@@ -17,7 +17,7 @@ mod metrics;
 pub mod objective;
 mod outputs;
 pub mod secrets;
-mod setup;
+pub(crate) mod setup;
 mod step;
 
 use std::path::{Path, PathBuf};

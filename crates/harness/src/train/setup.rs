@@ -23,7 +23,7 @@ use crate::run_config::{
 };
 
 /// The DP settings resolved for a run.
-pub(super) struct Dp {
+pub(crate) struct Dp {
     pub clipper: Clipper,
     pub noise: GaussianNoise,
     /// σ.
@@ -207,7 +207,7 @@ fn sampler_for(privacy: &Privacy, n: usize, batch: usize, key: Key) -> Result<Ba
 }
 
 /// The clipper, the noise, σ (given, or calibrated to the target ε over `steps`), δ and the budget.
-fn resolve_dp(
+pub(crate) fn resolve_dp(
     p: &PrivacySection,
     sampling: Sampling,
     steps: u64,
@@ -256,7 +256,7 @@ fn resolve_dp(
     Ok(Dp { clipper, noise, sigma, delta, accountant, budget })
 }
 
-fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimizer> {
+pub(crate) fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimizer> {
     let o = &config.optimization;
     let kind = match o.optimizer {
         OptimizerName::Sgd => OptimizerKind::Sgd { momentum: o.momentum },
