@@ -145,6 +145,43 @@ pub enum PrivacyCommand {
                             abstains below it, as jax-privacy's epsilon_one_run.\n\
                             JSON: {epsilon_lower_bound, guesses, correct, thresholds, canaries, confidence, delta}")]
     AuditScores(AuditScoresArgs),
+    /// Epsilon of releasing only the best of K runs, K random (Papernot & Steinke 2022): what a random
+    /// hyperparameter search costs on top of one run (RDP accountant).
+    #[command(after_help = "Distributions of K: poisson (--mean), geometric (--mean; truncated negative binomial \
+                            with shape 1), tnb (--mean and --shape: 0 is the logarithmic distribution). A fixed \
+                            number of runs is not covered: releasing the best of a fixed grid costs the runs' \
+                            composition. JSON: {single_run: {epsilon, order}, selected: {epsilon, order}, \
+                            distribution, mean, shape, delta}.")]
+    Select(SelectArgs),
+}
+
+/// Distribution of the number of runs K.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RunCountChoice {
+    Poisson,
+    Geometric,
+    Tnb,
+}
+
+/// `dpft privacy select`.
+#[derive(Debug, Args)]
+pub struct SelectArgs {
+    /// Noise multiplier of each run.
+    #[arg(long, allow_negative_numbers = true)]
+    pub noise_multiplier: f64,
+    #[command(flatten)]
+    pub length: RunLength,
+    /// Distribution of K.
+    #[arg(long, value_enum)]
+    pub distribution: RunCountChoice,
+    /// E[K], ≥ 1.
+    #[arg(long)]
+    pub mean: f64,
+    /// Shape η of the truncated negative binomial (tnb only), ≥ 0.
+    #[arg(long)]
+    pub shape: Option<f64>,
+    #[command(flatten)]
+    pub common: AccountingArgs,
 }
 
 /// `dpft privacy audit-scores`.

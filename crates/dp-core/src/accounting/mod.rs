@@ -18,6 +18,7 @@ pub mod event;
 pub mod gdp;
 pub mod prv;
 pub mod rdp;
+pub mod selection;
 pub mod special;
 
 pub use calibrate::{calibrate_noise, AccountantKind, Accountants, Calibration};

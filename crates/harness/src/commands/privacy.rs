@@ -15,7 +15,48 @@ pub fn run(cmd: &PrivacyCommand) -> Result<()> {
         PrivacyCommand::Epsilon(args) => epsilon(args),
         PrivacyCommand::Noise(args) => noise(args),
         PrivacyCommand::AuditScores(args) => audit_scores(args),
+        PrivacyCommand::Select(args) => select(args),
     }
+}
+
+fn select(args: &crate::cli::SelectArgs) -> Result<()> {
+    use crate::cli::RunCountChoice;
+    use dp_core::accounting::rdp::epsilon_from_rdp;
+    use dp_core::accounting::selection::{repeat_and_select_rdp, RunCount};
+    let s = Setting::from_args(&args.common)?;
+    let steps = s.steps(args.length.steps, args.length.epochs)?;
+    let history = History::single(Event::new(args.noise_multiplier, s.sampling, steps).map_err(flag_error)?);
+    let count = match (args.distribution, args.shape) {
+        (RunCountChoice::Poisson, None) => RunCount::Poisson { mean: args.mean },
+        (RunCountChoice::Geometric, None) => RunCount::TruncatedNegativeBinomial { shape: 1.0, mean: args.mean },
+        (RunCountChoice::Tnb, Some(shape)) => RunCount::TruncatedNegativeBinomial { shape, mean: args.mean },
+        (RunCountChoice::Tnb, None) => {
+            return Err(bad("--distribution tnb needs --shape (0: logarithmic, 1: geometric)"))
+        }
+        (_, Some(_)) => return Err(bad("--shape applies to --distribution tnb only")),
+    };
+    let rdp = &s.accountants.rdp;
+    let single = rdp.rdp(&history);
+    let selected = repeat_and_select_rdp(rdp.orders(), &single, count).map_err(flag_error)?;
+    let (e1, o1) = epsilon_from_rdp(rdp.orders(), &single, s.delta);
+    let (e2, o2) = epsilon_from_rdp(rdp.orders(), &selected, s.delta);
+    let shape = match count {
+        RunCount::Poisson { .. } => None,
+        RunCount::TruncatedNegativeBinomial { shape, .. } => Some(shape),
+    };
+    if args.common.json {
+        let out = json!({
+            "single_run": {"epsilon": e1, "order": o1}, "selected": {"epsilon": e2, "order": o2},
+            "distribution": format!("{:?}", args.distribution).to_lowercase(), "mean": args.mean, "shape": shape,
+            "delta": s.delta,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("noise multiplier {}, {}", args.noise_multiplier, s.describe(steps));
+    println!("one run:                       epsilon {e1:.5} (rdp, order {o1})");
+    println!("best of K runs, K {:?} mean {}: epsilon {e2:.5} (rdp, order {o2})", args.distribution, args.mean);
+    Ok(())
 }
 
 /// Numbers, one per line, from `path`.
