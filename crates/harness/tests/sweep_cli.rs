@@ -244,3 +244,45 @@ fn a_sweep_runs_records_failures_resumes_and_reports() {
         }
     }
 }
+
+#[test]
+fn a_random_search_runs_its_draw_keeps_it_on_resume_and_reports_the_selection_epsilon() {
+    let Some(model) = setup() else { return };
+    let dir = tmp("selection");
+    std::fs::write(dir.join("base.yaml"), base(&model)).unwrap();
+    // A grid that varies the privacy accounting cannot be a private selection: refused before any run.
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "base: base.yaml\nselection: {distribution: geometric, mean: 1.5}\ngrid:\n  privacy.target_epsilon: [3, 8]\n",
+    )
+    .unwrap();
+    let o = dpft(&["sweep", bad.to_str().unwrap(), "--out", dir.join("bad-out").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("privacy.target_epsilon") && text(&o).contains("same mechanism"), "{}", text(&o));
+    let sweep = dir.join("search.yaml");
+    std::fs::write(
+        &sweep,
+        "base: base.yaml\nselection: {distribution: geometric, mean: 1.5}\ngrid:\n  optimization.learning_rate: [1e-3, 2e-3, 4e-3]\n",
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let o = dpft(&["sweep", sweep.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let draw = read_json(&out.join("selection.json"));
+    let k = draw["candidates"].as_array().unwrap().len();
+    assert!(k >= 1 && draw["grid_size"] == 3, "{draw}");
+    let runs = read_json(&out.join("sweep.json"))["runs"].as_array().unwrap().len();
+    assert_eq!(runs, k, "one run per candidate");
+    // --resume keeps the draw (and finds every candidate finished).
+    let o = dpft(&["sweep", sweep.to_str().unwrap(), "--out", out.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(read_json(&out.join("selection.json")), draw);
+    let o = dpft(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let report = read_json(&out.join("report/report.json"));
+    let sel = &report["selection"];
+    let (one, best) = (sel["epsilon_one_run"].as_f64().unwrap(), sel["epsilon_best_of_k"].as_f64().unwrap());
+    assert!((one - 8.0).abs() < 0.01 && best > one, "{sel}");
+    assert!(report["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("selection:")));
+}

@@ -31,7 +31,7 @@ pub fn run(global: &GlobalArgs, args: &SweepArgs) -> Result<()> {
         return Err(BadInput("--jobs must be at least 1".into()).into());
     }
     let spec = SweepSpec::load(&args.file, args.profile.as_deref())?;
-    let runs = spec.expand(&args.overrides)?;
+    let mut runs = spec.expand(&args.overrides)?;
     let out = args.out.clone().unwrap_or_else(|| {
         let mut p = PathBuf::from("results").join(&spec.name);
         if let Some(profile) = &spec.profile {
@@ -39,6 +39,20 @@ pub fn run(global: &GlobalArgs, args: &SweepArgs) -> Result<()> {
         }
         p
     });
+    if let Some(selection) = spec.selection {
+        let draw = crate::sweep::selection::load_or_draw(&out, selection, runs.len(), args.resume, args.dry_run)?;
+        runs = crate::sweep::selection::candidate_runs(&draw, &runs);
+        log::info!(
+            "selection: {} candidates drawn from the {}-point grid ({})",
+            runs.len(),
+            draw.grid_size,
+            out.join("selection.json").display()
+        );
+        if runs.is_empty() {
+            println!("selection drew no candidate (K = 0): nothing runs and nothing is released");
+            return Ok(());
+        }
+    }
     if args.dry_run {
         print!("{}", runner::dry_run_listing(&spec, &runs, &out));
         return Ok(());

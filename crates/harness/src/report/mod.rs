@@ -17,6 +17,7 @@ pub mod collect;
 pub mod figures;
 pub mod findings;
 pub mod names;
+mod selection;
 pub mod table;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -178,6 +179,10 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     tasks.sort_by(|a, b| names::task_order(a, b));
 
     let mut notes = Vec::new();
+    let selection = selection::selection_epsilon(&opts.results, &runs);
+    if let Some((note, _)) = &selection {
+        notes.push(note.clone());
+    }
     let stopped: Vec<&str> = runs.iter().filter(|r| r.status == "stopped_at_budget").map(|r| r.id.as_str()).collect();
     if !stopped.is_empty() {
         notes.push(format!(
@@ -323,6 +328,7 @@ pub fn run(opts: &Options) -> Result<Outcome> {
         "figures": figure_files,
         "figures_skipped": figures_skipped,
         "notes": notes,
+        "selection": selection.map(|(_, v)| v),
         "files": files,
         "scales": "BLEU, METEOR, ROUGE-L, accuracy and F1 are shown in percent (x100 of the stored [0, 1] scores, as the paper); NIST, CIDEr and losses as stored",
         "model_sizes": sizes,

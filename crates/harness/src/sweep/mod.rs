@@ -2,4 +2,5 @@
 //! ([`runner`]).
 
 pub mod runner;
+pub mod selection;
 pub mod spec;

@@ -45,6 +45,9 @@ pub struct SweepSpec {
     fixed: Vec<(String, Value)>,
     axes: Vec<Axis>,
     exclude: Vec<Vec<(String, Value)>>,
+    /// `selection:` — run a random number of random grid points and release the best
+    /// ([`super::selection`]).
+    pub selection: Option<super::selection::SelectionSpec>,
 }
 
 /// One factor of the product: a grid key (one key, many values) or a zip group (several keys, their values
@@ -91,7 +94,7 @@ fn bad(path: &Path, msg: impl std::fmt::Display) -> BadInput {
 }
 
 /// The keys a sweep file may have.
-const KEYS: [&str; 7] = ["name", "base", "set", "profiles", "grid", "zip", "exclude"];
+const KEYS: [&str; 8] = ["name", "base", "set", "profiles", "grid", "zip", "exclude", "selection"];
 
 /// Dotted keys of a mapping of overrides, in file order.
 fn overrides(path: &Path, what: &str, v: &Value) -> Result<Vec<(String, Value)>, BadInput> {
@@ -237,7 +240,19 @@ impl SweepSpec {
                 exclude.push(entries);
             }
         }
-        Ok(Self { path: path.to_path_buf(), name, profile: chosen, base, fixed, axes, exclude })
+        let selection = match top.get("selection") {
+            Some(v) => Some(super::selection::SelectionSpec::from_value(v, path)?),
+            None => None,
+        };
+        if selection.is_some() {
+            if let Some(key) = axes.iter().flat_map(|a| &a.keys).find(|k| super::selection::accounting_key(k)) {
+                return Err(bad(
+                    path,
+                    format!("selection: the grid varies `{key}`, which changes the privacy accounting; a private selection needs every candidate to be the same mechanism: vary only settings such as the learning rate"),
+                ));
+            }
+        }
+        Ok(Self { path: path.to_path_buf(), name, profile: chosen, base, fixed, axes, exclude, selection })
     }
 
     /// Every run, checked against the run config schema before anything runs: an unknown or mistyped key
