@@ -342,6 +342,13 @@ pub struct AuditArgs {
     /// Number of canaries M.
     #[arg(long, default_value_t = 1000)]
     pub canaries: usize,
+    /// white-box (gradient canaries, the default: the strongest audit of the release) or black-box
+    /// (random token sequences in the training data, scored by their loss).
+    #[arg(long, value_enum, default_value = "white-box")]
+    pub kind: crate::audit::AuditKind,
+    /// Tokens per black-box canary sequence.
+    #[arg(long, default_value_t = 16)]
+    pub canary_length: usize,
     /// Confidence of the lower bound.
     #[arg(long, default_value_t = 0.95)]
     pub confidence: f64,

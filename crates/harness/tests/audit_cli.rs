@@ -53,7 +53,6 @@ generation: {{num_beams: 1, max_new_tokens: 2, min_new_tokens: 1, meteor: false}
     for key in ["epsilon_claimed", "delta", "epsilon_lower_bound", "confidence", "canaries", "guesses", "correct"] {
         assert!(!result[key].is_null(), "{key} in {result}");
     }
-    assert_eq!(result["kind"], "white_box_gradient");
     result
 }
 
@@ -65,6 +64,7 @@ fn eps(r: &Value, key: &str) -> f64 {
 fn the_audit_has_power_passes_honest_releases_and_catches_a_broken_one() {
     let Some(model) = setup() else { return };
     let control = audit(&model, "control", "4", &["--positive-control"]);
+    assert_eq!(control["kind"], "white_box_gradient");
     assert!(eps(&control, "epsilon_lower_bound") >= 3.0, "positive control: {control}");
     for claim in ["1", "4"] {
         let honest = audit(&model, &format!("honest-{claim}"), claim, &[]);
@@ -76,4 +76,15 @@ fn the_audit_has_power_passes_honest_releases_and_catches_a_broken_one() {
     let broken = audit(&model, "broken", "2", &["--sabotage-noise", "0.25"]);
     assert!(eps(&broken, "epsilon_lower_bound") > eps(&broken, "epsilon_claimed"), "σ/4 released: {broken}");
     assert_eq!(broken["passed"], false);
+}
+
+#[test]
+fn a_black_box_audit_scores_input_canaries_by_their_loss() {
+    let Some(model) = setup() else { return };
+    let honest = audit(&model, "black-box", "4", &["--kind", "black-box", "--canaries", "100", "--canary-length", "8"]);
+    assert_eq!(honest["kind"], "black_box_input");
+    assert_eq!(honest["canaries"], 100);
+    assert!(eps(&honest, "epsilon_lower_bound") <= eps(&honest, "epsilon_claimed"), "{honest}");
+    let bad = support::command().args(["audit", "x.yaml", "--kind", "grey-box"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
 }

@@ -8,6 +8,11 @@
 //! of the released gradient at its coordinate; the statistics ([`dp_core::accounting::audit`]) turn the
 //! scores of included and excluded canaries into the largest ε they reject at the confidence level.
 //!
+//! Black-box input canaries (`--kind black-box`): the canaries are random token sequences added to the
+//! training data (the included ones only), trained on like any example; a canary's score is minus its
+//! loss under the trained model. Weaker than white-box (the canaries' influence goes through the model),
+//! it audits the whole pipeline as a user would attack it.
+//!
 //! This audits sampling, the clipping bound and the noise as implemented: ε_lb above the accountant's ε
 //! means the release is not the mechanism that was accounted. `--positive-control` releases without noise
 //! (ε_lb must then be large: the audit has power); `--sabotage-noise F` releases F·σ while accounting σ
@@ -30,8 +35,52 @@ use crate::exit::BadInput;
 use crate::run_config::{NoiseSeedMode, Privacy, RunConfig, RunLength};
 use crate::train::objective::Objective;
 
+/// Which canaries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuditKind {
+    /// Gradient canaries along one parameter coordinate each; score = released gradient there.
+    WhiteBox,
+    /// Random token sequences in the training data; score = −loss after training.
+    BlackBox,
+}
+
+impl AuditKind {
+    /// The name in the JSON output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::WhiteBox => "white_box_gradient",
+            Self::BlackBox => "black_box_input",
+        }
+    }
+}
+
+/// Random token sequences of `length` ids below `vocab`, one per canary (black-box audits), from `key`.
+pub fn input_canaries(m: usize, length: usize, vocab: i64, key: Key) -> Vec<crate::tasks::causal::CausalExample> {
+    let mut rng = ChaCha20Rng::from_seed(key);
+    (0..m)
+        .map(|_| {
+            let ids: Vec<i64> = (0..length).map(|_| rng.gen_range(0..vocab)).collect();
+            crate::tasks::causal::CausalExample { labels: ids.clone(), input_ids: ids }
+        })
+        .collect()
+}
+
+/// The key of `domain` for an audit of `config`: derived from its seed when the config's noise seed is
+/// fixed (a reproducible audit), else from the OS.
+pub fn audit_key(config: &RunConfig, domain: &str) -> Key {
+    match &config.privacy {
+        Privacy::Dp(p) if p.noise_seed == NoiseSeedMode::Fixed => {
+            derived_key(domain, config.optimization.seed, &crate::train::config_hash(config))
+        }
+        _ => os_key(),
+    }
+}
+
 /// What the audit run is asked to do.
 pub struct AuditOptions {
+    /// White-box gradient canaries, or black-box input canaries (then the objective's training set ends
+    /// with the M canary sequences, see [`input_canaries`]).
+    pub kind: AuditKind,
     /// M.
     pub canaries: usize,
     /// Confidence of the lower bound.
@@ -97,16 +146,15 @@ pub fn run(config: &RunConfig, objective: &dyn Objective, opts: &AuditOptions, o
     }
     let o = &config.optimization;
     let hash = crate::train::config_hash(config);
-    let key = |domain: &str| match p.noise_seed {
-        NoiseSeedMode::Fixed => derived_key(domain, o.seed, &hash),
-        NoiseSeedMode::Secure => os_key(),
-    };
+    let key = |domain: &str| audit_key(config, domain);
     let trainable = objective.trainable();
     dp_core::engine::check_ownership(&objective.layers(), &trainable)?;
     let updated = objective.updated();
     let sizes: Vec<i64> = trainable.iter().map(|(_, t)| t.numel() as i64).collect();
     let canaries = Canaries::draw(opts.canaries, &sizes, key("dpft/audit-canaries"))?;
-    let n_real = objective.train_len();
+    // Black-box: the last M training examples are the canaries (all of them; the sampler sees the included).
+    let black_box = opts.kind == AuditKind::BlackBox;
+    let n_real = objective.train_len() - if black_box { opts.canaries } else { 0 };
     let n_total = n_real + canaries.slots.len();
     // The number of included canaries is random: a batch size above the examples means every example in
     // every batch (q = 1), said in the log and in the result's sample_rate.
@@ -133,7 +181,11 @@ pub fn run(config: &RunConfig, objective: &dyn Objective, opts: &AuditOptions, o
     for step in 1..=steps {
         tch::manual_seed((o.seed.wrapping_mul(1_000_003).wrapping_add(step)) as i64);
         let batch = sampler.next_batch();
-        let (real, picked): (Vec<u64>, Vec<u64>) = batch.into_iter().partition(|&i| (i as usize) < n_real);
+        let (mut real, picked): (Vec<u64>, Vec<u64>) = batch.into_iter().partition(|&i| (i as usize) < n_real);
+        if black_box {
+            // An included canary's slot is a training example: the sequence at n_real + its index.
+            real.extend(picked.iter().map(|&s| (n_real + canaries.slots[s as usize - n_real]) as u64));
+        }
         objective.prepare_step();
         let mut losses = |chunk: &[u64], tape: &mut Tape| objective.losses(chunk, true, tape);
         let mut sum = if real.is_empty() {
@@ -148,17 +200,33 @@ pub fn run(config: &RunConfig, objective: &dyn Objective, opts: &AuditOptions, o
             )?
             .0
         };
-        for slot in picked {
-            let (t, offset) = canaries.coordinates[canaries.slots[slot as usize - n_real]];
-            sum.add_at(t, offset, c)?;
+        if !black_box {
+            for slot in picked {
+                let (t, offset) = canaries.coordinates[canaries.slots[slot as usize - n_real]];
+                sum.add_at(t, offset, c)?;
+            }
         }
         let released = dp.noise.privatize(sum.sums(), released_sigma, c, sampler.expected_batch_size(), step)?;
         history.push(Event::new(dp.sigma, sampler.sampling(), 1)?)?;
-        add_scores(&mut scores, &canaries.coordinates, &released)?;
+        if !black_box {
+            add_scores(&mut scores, &canaries.coordinates, &released)?;
+        }
         optimizer.step(&updated, &objective.reconstruct(released)?)?;
         bar.set_position(step);
     }
     bar.finish_and_clear();
+    if black_box {
+        // Score = −loss of each canary sequence under the trained model (no dropout, no tape).
+        let indices: Vec<u64> = (n_real..n_real + opts.canaries).map(|i| i as u64).collect();
+        for (chunk, out) in
+            indices.chunks(o.physical_batch_size.max(1)).zip(scores.chunks_mut(o.physical_batch_size.max(1)))
+        {
+            let losses = tch::no_grad(|| objective.losses(chunk, false, &mut Tape::off()))?;
+            for (s, l) in out.iter_mut().zip(Vec::<f64>::try_from(losses.to_kind(tch::Kind::Double))?) {
+                *s = -l;
+            }
+        }
+    }
     let epsilon_claimed = Accountants::default().epsilon(AccountantKind::Rdp, &history, delta)?;
     let pick = |inside: bool| -> Vec<f64> {
         scores.iter().zip(&canaries.included).filter(|(_, &i)| i == inside).map(|(&s, _)| s).collect()
@@ -166,7 +234,7 @@ pub fn run(config: &RunConfig, objective: &dyn Objective, opts: &AuditOptions, o
     let (ins, outs) = (pick(true), pick(false));
     let audit = audit_one_run(&ins, &outs, opts.confidence, delta)?;
     let result = json!({
-        "kind": "white_box_gradient",
+        "kind": opts.kind.name(),
         "epsilon_claimed": epsilon_claimed,
         "delta": delta,
         "epsilon_lower_bound": audit.epsilon_lower_bound,

@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 
-use crate::audit::AuditOptions;
+use crate::audit::{AuditKind, AuditOptions};
 use crate::cli::{AuditArgs, GlobalArgs};
 use crate::exit::BadInput;
 use crate::run_config;
@@ -24,8 +24,21 @@ pub fn run(global: &GlobalArgs, args: &AuditArgs) -> Result<()> {
     }
     let opts = super::train::load_options_for(&config, global)?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
-    let (objective, _) = super::train::causal_objective(&config, &opts, &data)?;
+    let (mut objective, _) = super::train::causal_objective(&config, &opts, &data)?;
+    if args.kind == AuditKind::BlackBox {
+        if args.canary_length < 2 || args.canary_length > config.task.max_length {
+            return Err(BadInput(format!(
+                "--canary-length {} must lie in 2..={} (task.max_length)",
+                args.canary_length, config.task.max_length
+            ))
+            .into());
+        }
+        let key = crate::audit::audit_key(&config, "dpft/audit-input-canaries");
+        let vocab = objective.model.config.vocab_size;
+        objective.train.extend(crate::audit::input_canaries(args.canaries, args.canary_length, vocab, key));
+    }
     let audit = AuditOptions {
+        kind: args.kind,
         canaries: args.canaries,
         confidence: args.confidence,
         positive_control: args.positive_control,
