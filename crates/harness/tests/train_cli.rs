@@ -93,6 +93,11 @@ fn check_epsilon_against_dpft_privacy(out: &Path) {
     assert_eq!(privacy["noise_multiplier"], 1.0);
     let lines = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
     assert_eq!(lines.lines().filter(|l| l.contains("\"loss\"") && !l.contains("eval")).count(), 4);
+    // The per-step statistics of a private run are computed without noise: each line says ε does not cover it.
+    for line in lines.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()).filter(|v| v.get("lr").is_some()) {
+        assert_eq!(line["covered_by_epsilon"], false, "{line}");
+    }
+    assert!(privacy["scope"].as_str().unwrap().contains("covered_by_epsilon false"), "{privacy}");
     assert!(summary["metrics"]["loss"].as_f64().unwrap().is_finite());
     for key in ["BLEU", "NIST", "ROUGE_L", "CIDEr"] {
         assert!(summary["metrics"][key].is_number(), "{key} in {}", summary["metrics"]);
