@@ -10,6 +10,7 @@ mod cli;
 mod commands;
 mod exit;
 mod gen_metrics;
+mod lock;
 mod logging;
 mod report;
 mod run_config;

@@ -286,3 +286,20 @@ fn a_random_search_runs_its_draw_keeps_it_on_resume_and_reports_the_selection_ep
     assert!((one - 8.0).abs() < 0.01 && best > one, "{sel}");
     assert!(report["notes"].as_array().unwrap().iter().any(|n| n.as_str().unwrap().starts_with("selection:")));
 }
+
+#[test]
+fn a_second_sweep_into_one_folder_is_refused() {
+    let Some(model) = setup() else { return };
+    let dir = tmp("locked");
+    std::fs::write(dir.join("base.yaml"), base(&model)).unwrap();
+    let sweep = dir.join("s.yaml");
+    std::fs::write(&sweep, "base: base.yaml\ngrid:\n  optimization.learning_rate: [1e-3]\n").unwrap();
+    let out = dir.join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let holder = std::fs::File::create(out.join(".dpft.lock")).unwrap();
+    holder.try_lock().unwrap();
+    let o = dpft(&["sweep", sweep.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("sweep folder") && text(&o).contains("in use by"), "{}", text(&o));
+    assert!(!out.join("sweep.json").exists());
+}

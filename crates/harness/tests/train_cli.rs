@@ -631,3 +631,27 @@ fn a_folder_left_with_only_its_config_is_started_again() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(std::fs::read_to_string(other.join("notes.txt")).unwrap(), "mine\n");
 }
+
+#[test]
+fn a_second_writer_of_a_run_folder_is_refused_naming_the_holder() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("locked.yaml");
+    std::fs::write(&cfg, config(&model, "{noise_multiplier: 1.0, max_grad_norm: 0.5}")).unwrap();
+    let out = tmp("locked-run");
+    std::fs::create_dir_all(&out).unwrap();
+    // Another process's lock (held here, as a running `dpft train` holds it), with its pid in the file.
+    let mut holder =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(out.join(".dpft.lock")).unwrap();
+    holder.try_lock().unwrap();
+    std::io::Write::write_all(&mut holder, b"424242").unwrap();
+    for extra in [&[][..], &["--resume"][..]] {
+        let o = dpft(&[&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()][..], extra].concat());
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains("in use by dpft process 424242"), "{}", stderr(&o));
+    }
+    assert!(!out.join("config.yaml").exists() && !out.join("metrics.jsonl").exists(), "nothing written");
+    // Released (the holder exited): the run starts.
+    drop(holder);
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--stop-after-steps", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -39,6 +39,8 @@ pub fn run(global: &GlobalArgs, args: &SweepArgs) -> Result<()> {
         }
         p
     });
+    // One sweep process per output folder (its runs lock their own folders).
+    let _lock = if args.dry_run { None } else { Some(crate::lock::FolderLock::acquire(&out, "sweep folder")?) };
     if let Some(selection) = spec.selection {
         let draw = crate::sweep::selection::load_or_draw(&out, selection, runs.len(), args.resume, args.dry_run)?;
         runs = crate::sweep::selection::candidate_runs(&draw, &runs);

@@ -37,7 +37,9 @@ fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
     // A lone config.yaml is what a start that failed before its first step left: it is rewritten below.
     let foreign = out.is_dir()
         && !has_run
-        && std::fs::read_dir(out).map(|d| d.flatten().any(|e| e.file_name() != "config.yaml")).unwrap_or(false);
+        && std::fs::read_dir(out)
+            .map(|d| d.flatten().any(|e| e.file_name() != "config.yaml" && e.file_name() != crate::lock::FILE))
+            .unwrap_or(false);
     if foreign {
         return Err(BadInput(format!(
             "--out {} is not empty and holds no dpft run; give a new or empty folder (nothing was changed)",
@@ -223,6 +225,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     }
     // Everything the run reads is checked before the run folder is touched.
     let (objective, segments) = causal_objective(&config, &opts, &data)?;
+    let _lock = crate::lock::FolderLock::acquire(&out, "run folder")?;
     prepare_out(&out, args.resume, &config)?;
     log::info!("run folder: {}", out.display());
     let final_eval = || -> Result<Value> {
@@ -439,6 +442,7 @@ fn run_classification(
         let train = featuriser.featurise_all(&train, max_length).map_err(bad)?;
         let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);
+        let _lock = crate::lock::FolderLock::acquire(out, "run folder")?;
         prepare_out(out, args.resume, config)?;
         let objective = PromptMlm {
             model,
@@ -453,6 +457,7 @@ fn run_classification(
         let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);
+        let _lock = crate::lock::FolderLock::acquire(out, "run folder")?;
         prepare_out(out, args.resume, config)?;
         let objective = PairClassifier { model, train: train.examples, eval: eval.examples, binary_f1 };
         crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
