@@ -573,10 +573,10 @@ mod tests {
     fn fft_sizes_are_smooth() {
         for n in [1, 7, 100, 1000, 12345, 1 << 20] {
             let m = fft_size(n);
-            assert!(m >= n && m % 2 == 0);
+            assert!(m >= n && m.is_multiple_of(2));
             let mut r = m;
             for p in [2, 3, 5] {
-                while r % p == 0 {
+                while r.is_multiple_of(p) {
                     r /= p;
                 }
             }

@@ -144,7 +144,7 @@ fn log_a_frac(q: f64, sigma: f64, alpha: f64) -> f64 {
         let i = k as f64;
         let j = alpha - i;
         // C(α, i) < 0 when an odd number of the factors α − m, m < i, are negative.
-        let positive = (k as f64 - alpha.ceil()).max(0.0) as u64 % 2 == 0;
+        let positive = ((k as f64 - alpha.ceil()).max(0.0) as u64).is_multiple_of(2);
         let this_coef = log_coef;
         log_coef += (alpha - i).abs().ln() - (i + 1.0).ln(); // |C(α, i+1)| = |C(α, i)|·|α − i|/(i + 1)
         let log_coef = this_coef;
