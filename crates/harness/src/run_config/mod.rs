@@ -544,26 +544,24 @@ privacy: {target_epsilon: 3, max_grad_norm: 0.1}
         assert!(parse(BASE, &["nokey"]).is_err());
     }
 
-    /// Every config.yaml committed under results/ reads back to the same text: the typed config writes
-    /// what the string-typed one wrote, so finished runs keep matching their sweep (and their hash).
+    /// Resolved configs written by the string-typed config (tests/fixtures/run-configs, the mini Table 2
+    /// sweep's, and the committed pretraining config) read back to the same text: configs, config hashes
+    /// and `--resume` of runs made before the change keep matching.
     #[test]
     fn committed_run_configs_round_trip_byte_for_byte() {
-        let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../results");
-        let mut stack = vec![results];
-        let mut seen = 0;
-        while let Some(dir) = stack.pop() {
-            for entry in std::fs::read_dir(&dir).unwrap().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    stack.push(path);
-                } else if path.file_name().is_some_and(|n| n == "config.yaml") {
-                    let text = std::fs::read_to_string(&path).unwrap();
-                    let config = from_tree(parse_yaml(&text, &path).unwrap(), &path).unwrap();
-                    assert_eq!(to_yaml(&config), text, "{}", path.display());
-                    seen += 1;
-                }
-            }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files: Vec<PathBuf> = std::fs::read_dir(root.join("tests/fixtures/run-configs"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.push(root.join("../../results/pretrained/gpt2-mini/pretrain-config.yaml"));
+        for path in &files {
+            let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let config = from_tree(parse_yaml(&text, path).unwrap(), path).unwrap();
+            assert_eq!(to_yaml(&config), text, "{}", path.display());
         }
-        assert!(seen >= 18, "only {seen} committed run configs found");
+        assert_eq!(files.len(), 19, "the 18 sweep configs and the pretraining config");
     }
 }
