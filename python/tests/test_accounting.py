@@ -165,13 +165,13 @@ def test_calibration_never_exceeds_the_target(target, q, steps, delta):
 SELECT_GRID = [(sigma, q, steps, dist, shape, mean)
                for sigma, q, steps in [(0.8, 0.01, 1000), (2.0, 0.1, 100)]
                for dist, shape in [("poisson", None), ("geometric", None), ("tnb", 0.0), ("tnb", 0.5), ("tnb", 2.0)]
-               for mean in [2.0, 10.0, 50.0]]
+               for mean in [2.0, 50.0]]
 
 
 @pytest.mark.parametrize("sigma,q,steps,dist,shape,mean", SELECT_GRID)
 def test_best_of_k_runs_matches_dp_accounting_repeat_and_select(sigma, q, steps, dist, shape, mean):
     """Papernot & Steinke (2022): dpft privacy select against RepeatAndSelectDpEvent in dp-accounting's RDP
-    accountant, integer orders (where the single-run RDP agrees to 1e-9); 1e-6 relative."""
+    accountant, integer orders (where the single-run RDP agrees to 1e-9); 1e-6 relative; 20 settings."""
     delta = 1e-5
     args = ["select", "--noise-multiplier", repr(sigma), "--sample-rate", repr(q), "--steps", str(steps),
             "--delta", repr(delta), "--distribution", dist, "--mean", repr(mean),

@@ -60,19 +60,38 @@ fn eps(r: &Value, key: &str) -> f64 {
     r[key].as_f64().unwrap()
 }
 
+// Four tests, not one, so that the test harness runs them side by side.
+
 #[test]
-fn the_audit_has_power_passes_honest_releases_and_catches_a_broken_one() {
+fn the_positive_control_shows_the_audit_has_power() {
     let Some(model) = setup() else { return };
     let control = audit(&model, "control", "4", &["--positive-control"]);
     assert_eq!(control["kind"], "white_box_gradient");
     assert!(eps(&control, "epsilon_lower_bound") >= 3.0, "positive control: {control}");
-    for claim in ["1", "4"] {
-        let honest = audit(&model, &format!("honest-{claim}"), claim, &[]);
-        let claimed = eps(&honest, "epsilon_claimed");
-        assert!((claimed - claim.parse::<f64>().unwrap()).abs() < 0.01, "{honest}");
-        assert!(eps(&honest, "epsilon_lower_bound") <= claimed, "honest ε = {claim}: {honest}");
-        assert_eq!(honest["passed"], true);
-    }
+}
+
+fn honest(claim: &str) {
+    let Some(model) = setup() else { return };
+    let honest = audit(&model, &format!("honest-{claim}"), claim, &[]);
+    let claimed = eps(&honest, "epsilon_claimed");
+    assert!((claimed - claim.parse::<f64>().unwrap()).abs() < 0.01, "{honest}");
+    assert!(eps(&honest, "epsilon_lower_bound") <= claimed, "honest ε = {claim}: {honest}");
+    assert_eq!(honest["passed"], true);
+}
+
+#[test]
+fn an_honest_release_at_epsilon_1_passes() {
+    honest("1");
+}
+
+#[test]
+fn an_honest_release_at_epsilon_4_passes() {
+    honest("4");
+}
+
+#[test]
+fn a_release_with_a_quarter_of_the_noise_is_caught() {
+    let Some(model) = setup() else { return };
     let broken = audit(&model, "broken", "2", &["--sabotage-noise", "0.25"]);
     assert!(eps(&broken, "epsilon_lower_bound") > eps(&broken, "epsilon_claimed"), "σ/4 released: {broken}");
     assert_eq!(broken["passed"], false);
