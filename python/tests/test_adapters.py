@@ -16,6 +16,7 @@ import shutil
 import subprocess
 
 import pytest
+from datadir import data_dir as shared_data_dir
 import torch
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -25,13 +26,7 @@ TOL = 2e-5
 
 
 def data_dir():
-    d = os.environ.get("DPFT_DATA_DIR")
-    d = pathlib.Path(d) if d else ROOT.parent / "shared" / "data"
-    if not (d / "tokenizers" / "gpt2" / "tokenizer.json").is_file() or not (d / "e2e" / "trainset.csv").is_file():
-        reason = f"SKIPPED: no tokenizers/gpt2/tokenizer.json or e2e/trainset.csv under {d} (set DPFT_DATA_DIR)"
-        print(reason)
-        pytest.skip(reason)
-    return d
+    return shared_data_dir("tokenizers/gpt2/tokenizer.json", "e2e/trainset.csv")
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pathlib
 import subprocess
 
 import pytest
+from datadir import data_dir as shared_data_dir
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DPFT = os.environ.get("DPFT_BIN", str(ROOT / "target" / "debug" / "dpft"))
@@ -23,13 +24,7 @@ EOT = "<|endoftext|>"
 
 
 def data_dir():
-    d = os.environ.get("DPFT_DATA_DIR")
-    d = pathlib.Path(d) if d else ROOT.parent / "shared" / "data"
-    if not (d / "tokenizers" / "gpt2" / "merges.txt").is_file() or not (d / "e2e" / "devset.csv").is_file():
-        reason = f"SKIPPED: no tokenizers/gpt2 or e2e/devset.csv under {d} (set DPFT_DATA_DIR)"
-        print(reason)
-        pytest.skip(reason)
-    return d
+    return shared_data_dir("tokenizers/gpt2/merges.txt", "e2e/devset.csv")
 
 
 def texts(d):

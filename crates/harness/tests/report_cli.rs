@@ -465,26 +465,13 @@ fn compare_section_checks_the_papers_findings() {
     assert_eq!(findings[1]["holds"], true, "non-private 70 ≥ ε = 8 60 − 1");
     assert_eq!(findings[2]["holds"], true, "60 ≥ 0.75 × 70");
     // The paper's numbers instead, and no section at all.
-    let o = dpft(&[
-        "report",
-        results.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-figures",
-        "--compare",
-        "paper",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let md = read(&out.join("table-e2e.md"));
+    let compare = |which: &str| {
+        let args = ["report", results.to_str().unwrap(), "--out", out.to_str().unwrap(), "--no-figures"];
+        let o = dpft(&[&args[..], &["--compare", which]].concat());
+        assert!(o.status.success(), "{}", stderr(&o));
+        read(&out.join("table-e2e.md"))
+    };
+    let md = compare("paper");
     assert!(md.contains("| full | 3 | 61.5 | 50.00 | -11.50 |") && md.contains("| top2 | 3 | 25.9 | – | – |"), "{md}");
-    let o = dpft(&[
-        "report",
-        results.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--no-figures",
-        "--compare",
-        "none",
-    ]);
-    assert!(o.status.success() && !read(&out.join("table-e2e.md")).contains("Paper vs this run"), "{}", stdout(&o));
+    assert!(!compare("none").contains("Paper vs this run"));
 }
