@@ -79,16 +79,12 @@ pub fn save_adapter(
     };
     let io = |e: std::io::Error| invalid(dir, format!("writing: {e}"));
     let tmp = dir.with_extension("tmp");
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).map_err(io)?;
+    crate::safe_fs::fresh_dir(&tmp).map_err(io)?;
     let text = |v: &Value| serde_json::to_string_pretty(v).expect("json") + "\n";
     std::fs::write(tmp.join("adapter_config.json"), text(&config)).map_err(io)?;
     std::fs::write(tmp.join("dpft_base.json"), text(&serde_json::to_value(base).expect("json"))).map_err(io)?;
     Tensor::write_safetensors(&tensors, tmp.join("adapter_model.safetensors"))?;
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(io)?;
-    }
-    std::fs::rename(&tmp, dir).map_err(io)
+    crate::safe_fs::replace_dir(&tmp, dir).map_err(io)
 }
 
 /// Applies the adapter in `dir` to a freshly loaded base `model` (and its tokenizer): repeats the base

@@ -401,8 +401,7 @@ impl Gpt2LmHeadModel {
         }
         let io = |e: std::io::Error| ModelError::Invalid(format!("writing {}: {e}", dir.display()));
         let tmp = dir.with_extension("tmp");
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).map_err(io)?;
+        crate::safe_fs::fresh_dir(&tmp).map_err(io)?;
         let mut config = self.config.clone();
         config.tie_word_embeddings = self.tied;
         let text = serde_json::to_string_pretty(&config).map_err(|e| ModelError::Invalid(e.to_string()))?;
@@ -415,10 +414,7 @@ impl Gpt2LmHeadModel {
             .collect();
         Tensor::write_safetensors(&tensors, tmp.join("model.safetensors"))?;
         tokenizer.save(&tmp)?;
-        if dir.exists() {
-            std::fs::remove_dir_all(dir).map_err(io)?;
-        }
-        std::fs::rename(&tmp, dir).map_err(io)
+        crate::safe_fs::replace_dir(&tmp, dir).map_err(io)
     }
 
     /// Positions left for text: n_positions less a prefix's.

@@ -6,7 +6,7 @@
 //!   RoBERTa encoders with masked-LM and classification heads; [`attention`]: shared attention.
 //! - [`generation`]: greedy and beam search with a key/value cache; [`tokenizer`]: tokenizers.
 //! - [`clip_check`]: the engine against a per-example loop on a causal LM.
-//! - [`data`]: the data directory and its catalogue.
+//! - [`data`]: the data directory and its catalogue; [`safe_fs`]: writes a planted link cannot redirect.
 //! - Fine-tuning methods beyond full: [`lora`], [`prefix`] (prefix-tuning), [`rgp`] (reparametrized
 //!   gradient perturbation); top-k blocks and retraining are methods of the models themselves.
 
@@ -25,6 +25,7 @@ pub mod loader;
 pub mod lora;
 pub mod prefix;
 pub mod rgp;
+pub mod safe_fs;
 pub mod tokenizer;
 pub mod weights;
 

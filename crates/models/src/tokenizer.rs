@@ -229,9 +229,9 @@ fn byte_level_tokenizer(model: BPE, out_dir: &Path) -> Result<ByteLevelTokenizer
 fn save_byte_level(tokenizer: &ByteLevelTokenizer, out_dir: &Path) -> Result<TextTokenizer, ModelError> {
     std::fs::create_dir_all(out_dir).map_err(|e| ModelError::Io { path: out_dir.to_path_buf(), source: e })?;
     let path = out_dir.join("tokenizer.json");
-    let tmp = out_dir.join(".tokenizer.json.tmp");
-    tokenizer.save(&tmp, false).map_err(|e| err(&tmp, format!("cannot write: {e}")))?;
-    std::fs::rename(&tmp, &path).map_err(|e| ModelError::Io { path: path.clone(), source: e })?;
+    let text = tokenizer.to_string(false).map_err(|e| err(&path, format!("cannot serialise: {e}")))?;
+    crate::safe_fs::write_atomic(&path, text.as_bytes())
+        .map_err(|e| ModelError::Io { path: path.clone(), source: e })?;
     TextTokenizer::from_dir(out_dir, "gpt2")
 }
 

@@ -24,7 +24,7 @@ pub fn run(global: &GlobalArgs, args: &AuditArgs) -> Result<()> {
     }
     let opts = super::train::load_options_for(&config, global)?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
-    let (mut objective, _) = super::train::causal_objective(&config, &opts, &data)?;
+    let (mut objective, _, _) = super::train::causal_objective(&config, &opts, &data)?;
     if args.kind == AuditKind::BlackBox {
         if args.canary_length < 2 || args.canary_length > config.task.max_length {
             return Err(BadInput(format!(

@@ -1,13 +1,13 @@
 //! `dpft clip-check`: one σ = 0 DP step on a user's checkpoint, the engine against an independent
 //! per-example loop ([`models::clip_check`]), stability constant 0; prints, dumps and judges the result.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use dp_core::engine::{ClipMode, ClipStyle, Clipper, NormMethod};
 use models::clip_check::clip_check;
 use models::load_gpt2;
 use tch::{Kind, Tensor};
 
-use super::model_io::{input_error, load_options, read_lines, temp_name};
+use super::model_io::{input_error, load_options, read_lines};
 use crate::cli::{ClipCheckArgs, DtypeArg, GlobalArgs, ModeArg};
 use crate::exit::BadInput;
 
@@ -86,7 +86,7 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
         for (name, g) in &out.grads {
             tensors.push((name.clone(), g.to_device(tch::Device::Cpu).contiguous()));
         }
-        let tmp = temp_name(path);
+        let tmp = models::safe_fs::claim_temp(path).with_context(|| format!("writing --dump {}", path.display()))?;
         let written = Tensor::write_safetensors(&tensors, &tmp)
             .map_err(anyhow::Error::from)
             .and_then(|()| std::fs::rename(&tmp, path).map_err(anyhow::Error::from));

@@ -61,15 +61,8 @@ pub fn read_lines(path: &Path, what: &str) -> Result<Vec<String>> {
     Ok(lines)
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+/// Writes `bytes` to `path` through an exclusively created temporary file in the same folder and a
+/// rename ([`models::safe_fs::write_atomic`]: a link planted at either name is not followed).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temp_name(path);
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("moving {} to {}", tmp.display(), path.display()))
-}
-
-/// A temporary name next to `path`.
-pub fn temp_name(path: &Path) -> std::path::PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+    models::safe_fs::write_atomic(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

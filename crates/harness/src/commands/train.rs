@@ -16,10 +16,25 @@ use crate::tasks::causal::{CausalExample, CausalFeaturiser};
 use crate::tasks::{load_generation, Split, TaskKind, TaskName};
 use crate::train::generation_eval::Segment;
 use crate::train::objective::CausalLm;
+use crate::train::Launch;
+
+/// What the run folder holds once prepared.
+enum Prepared {
+    /// Ready to train (fresh, or resuming from a checkpoint).
+    Ready,
+    /// `--resume` of a run that has finished: its `summary.json`, nothing to do.
+    Finished(Value),
+}
+
+/// A finished run's summary (status `finished` or `stopped_at_budget`), if `out` holds one.
+fn finished_summary(out: &Path) -> Option<Value> {
+    let summary: Value = serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).ok()?).ok()?;
+    matches!(summary["status"].as_str(), Some("finished" | "stopped_at_budget")).then_some(summary)
+}
 
 /// The run folder: refuses one that holds another run (finished or with checkpoints) unless resuming,
-/// so that nothing written before is lost.
-fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
+/// so that nothing written before is lost; a resumed run that has finished is left as it is.
+fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<Prepared> {
     let has_run = crate::train::holds_run(out);
     if has_run && !resume {
         return Err(BadInput(format!(
@@ -57,9 +72,18 @@ fn prepare_out(out: &Path, resume: bool, config: &RunConfig) -> Result<()> {
             ))
             .into());
         }
+        if let Some(summary) = finished_summary(out) {
+            return Ok(Prepared::Finished(summary));
+        }
     }
-    std::fs::write(out.join("config.yaml"), run_config::to_yaml(config))?;
-    Ok(())
+    super::model_io::write_atomic(&out.join("config.yaml"), run_config::to_yaml(config).as_bytes())?;
+    Ok(Prepared::Ready)
+}
+
+/// Says that a resumed run had already finished (nothing is re-evaluated or rewritten).
+fn report_finished(summary: &Value, out: &Path) {
+    log::info!("--resume: {} has finished; nothing to do (the run folder is left as it is)", out.display());
+    print_summary(summary, out);
 }
 
 /// Resolves a model path of the config: `data:REL` is REL inside the data directory (e.g.
@@ -134,16 +158,17 @@ fn text_examples(
     config: &RunConfig,
     data: &Path,
     tokenizer: &TextTokenizer,
-) -> Result<(Vec<CausalExample>, Vec<CausalExample>)> {
+) -> Result<(Vec<CausalExample>, Vec<CausalExample>, Vec<PathBuf>)> {
     if config.task.text_files.is_empty() {
         return Err(BadInput(
             "task.text_files: list the text files to train on (relative to the data directory)".into(),
         )
         .into());
     }
-    let mut blocks = Vec::new();
+    let (mut blocks, mut files) = (Vec::new(), Vec::new());
     for f in &config.task.text_files {
         let path = if f.is_absolute() { f.clone() } else { data.join(f) };
+        files.push(path.clone());
         let text = std::fs::read_to_string(&path)
             .map_err(|e| BadInput(format!("task.text_files: cannot read {}: {e}", path.display())))?;
         let ids = tokenizer.encode(&text, false).map_err(input_error)?;
@@ -155,7 +180,7 @@ fn text_examples(
     }
     let held = (blocks.len() / 20).max(1).min(blocks.len().saturating_sub(1));
     let eval = blocks.split_off(blocks.len() - held);
-    Ok((blocks, eval))
+    Ok((blocks, eval, files))
 }
 
 /// E2E or DART: training examples (over-long ones dropped and counted), evaluation examples for the loss,
@@ -165,7 +190,7 @@ fn generation_data(
     task: TaskName,
     data: &models::DataDir,
     tokenizer: &TextTokenizer,
-) -> Result<(Vec<CausalExample>, Vec<CausalExample>, Vec<Segment>)> {
+) -> Result<(Vec<CausalExample>, Vec<CausalExample>, Vec<Segment>, PathBuf)> {
     let bad = |e: crate::tasks::TaskError| anyhow::Error::new(BadInput(e.to_string()));
     let eval_split = config.task.eval_split;
     let featuriser = CausalFeaturiser::new(tokenizer).map_err(bad)?;
@@ -211,7 +236,7 @@ fn generation_data(
         segments
             .push(Segment { prompt: featuriser.prompt_ids(&s.source).map_err(bad)?, references: s.references.clone() });
     }
-    Ok((train, eval_examples.examples, segments))
+    Ok((train, eval_examples.examples, segments, train_path))
 }
 
 pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
@@ -224,9 +249,12 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         return run_classification(&config, task, args, &out, &opts, &data);
     }
     // Everything the run reads is checked before the run folder is touched.
-    let (objective, segments) = causal_objective(&config, &opts, &data)?;
+    let (objective, segments, train_files) = causal_objective(&config, &opts, &data)?;
     let _lock = crate::lock::FolderLock::acquire(&out, "run folder")?;
-    prepare_out(&out, args.resume, &config)?;
+    if let Prepared::Finished(summary) = prepare_out(&out, args.resume, &config)? {
+        report_finished(&summary, &out);
+        return Ok(());
+    }
     log::info!("run folder: {}", out.display());
     let final_eval = || -> Result<Value> {
         if segments.is_empty() {
@@ -247,7 +275,8 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             &out,
         )
     };
-    let finished = crate::train::train(&config, &objective, &out, args.resume, args.stop_after_steps, &final_eval)?;
+    let launch = Launch { out: &out, resume: args.resume, stop_after: args.stop_after_steps, train_files };
+    let finished = crate::train::train(&config, &objective, &launch, &final_eval)?;
     if matches!(finished.summary["status"].as_str(), Some("finished" | "stopped_at_budget")) {
         // The trained model as a Hugging Face folder, for `dpft generate`/`score` and as the next run's
         // model.path (the mini reproduction fine-tunes its pretrained model this way).
@@ -278,21 +307,25 @@ pub fn load_options_for(config: &RunConfig, global: &GlobalArgs) -> Result<LoadO
 }
 
 /// The causal-LM objective of a generation or text config (model, method, featurised data) and the
-/// evaluation tables to generate for; every length is checked against the model's positions.
+/// evaluation tables to generate for, and the files the training set was read from; every length is
+/// checked against the model's positions.
 pub fn causal_objective(
     config: &RunConfig,
     opts: &LoadOptions,
     data: &models::DataDir,
-) -> Result<(CausalLm, Vec<Segment>)> {
+) -> Result<(CausalLm, Vec<Segment>, Vec<PathBuf>)> {
     let paper_task = config.task.name.paper_task();
     let (model, tokenizer) = load_causal_model(config, opts, data)?;
     let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
-    let (mut train, mut eval, segments) = match paper_task {
+    let (mut train, mut eval, segments, train_files) = match paper_task {
         None => {
-            let (train, eval) = text_examples(config, data.root(), &tokenizer)?;
-            (train, eval, Vec::new())
+            let (train, eval, files) = text_examples(config, data.root(), &tokenizer)?;
+            (train, eval, Vec::new(), files)
         }
-        Some(task) => generation_data(config, task, data, &tokenizer)?,
+        Some(task) => {
+            let (train, eval, segments, path) = generation_data(config, task, data, &tokenizer)?;
+            (train, eval, segments, vec![path])
+        }
     };
     // (E2E/DART were cut to max_*_examples while loading: the first k tables, all their references.)
     if paper_task.is_none() {
@@ -325,7 +358,7 @@ pub fn causal_objective(
             .into());
         }
     }
-    Ok((CausalLm { model, tokenizer, train, eval, pad }, segments))
+    Ok((CausalLm { model, tokenizer, train, eval, pad }, segments, train_files))
 }
 
 /// A LoRA or prefix run's trained tensors as a PEFT-layout adapter folder, OUT/adapter/, for the base folder
@@ -417,12 +450,13 @@ fn run_classification(
         .into());
     }
     let (train_split, eval_split) = (config.task.train_split, config.task.eval_split);
-    let read = |split: Split| -> Result<Vec<crate::tasks::glue::ClsExample>> {
+    let read = |split: Split| -> Result<(Vec<crate::tasks::glue::ClsExample>, PathBuf)> {
         let d = crate::tasks::load_classification(data, task, split).map_err(bad)?;
         log::info!("{} {}: {} examples read from {}", task.name(), split.name(), d.examples.len(), d.path.display());
-        Ok(d.examples)
+        Ok((d.examples, d.path))
     };
-    let (mut train, mut eval) = (read(train_split)?, read(eval_split)?);
+    let ((mut train, train_path), (mut eval, _)) = (read(train_split)?, read(eval_split)?);
+    let launch = Launch { out, resume: args.resume, stop_after: args.stop_after_steps, train_files: vec![train_path] };
     if let Some(k) = config.task.max_train_examples {
         train.truncate(k);
     }
@@ -443,7 +477,10 @@ fn run_classification(
         let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);
         let _lock = crate::lock::FolderLock::acquire(out, "run folder")?;
-        prepare_out(out, args.resume, config)?;
+        if let Prepared::Finished(summary) = prepare_out(out, args.resume, config)? {
+            report_finished(&summary, out);
+            return Ok(());
+        }
         let objective = PromptMlm {
             model,
             train: train.examples,
@@ -451,16 +488,19 @@ fn run_classification(
             label_word_ids: train.label_word_ids,
             binary_f1,
         };
-        crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
+        crate::train::train(config, &objective, &launch, &|| objective.evaluate(batch))?
     } else {
         let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::SequenceClassification, task, opts)?;
         let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);
         let _lock = crate::lock::FolderLock::acquire(out, "run folder")?;
-        prepare_out(out, args.resume, config)?;
+        if let Prepared::Finished(summary) = prepare_out(out, args.resume, config)? {
+            report_finished(&summary, out);
+            return Ok(());
+        }
         let objective = PairClassifier { model, train: train.examples, eval: eval.examples, binary_f1 };
-        crate::train::train(config, &objective, out, args.resume, args.stop_after_steps, &|| objective.evaluate(batch))?
+        crate::train::train(config, &objective, &launch, &|| objective.evaluate(batch))?
     };
     print_summary(&finished.summary, out);
     Ok(())

@@ -73,13 +73,7 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
-/// Writes `bytes` to `path` through a temporary file in the same folder renamed into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
+pub use crate::commands::model_io::write_atomic;
 
 /// Checks `--table-name` and gives each table's file stem.
 fn table_stems(template: &str, tables: &[Table]) -> Result<Vec<String>, BadInput> {

@@ -191,10 +191,10 @@ fn dpft_executable() -> Result<PathBuf> {
 fn spawn(run: &RunSpec, opts: &RunOptions, slot: usize, resume: bool) -> Result<Child> {
     let out = &opts.out;
     let config_path = out.join("configs").join(format!("{}.yaml", run.id));
-    std::fs::write(&config_path, run_config::to_yaml(&run.config))
-        .with_context(|| format!("writing {}", config_path.display()))?;
+    crate::commands::model_io::write_atomic(&config_path, run_config::to_yaml(&run.config).as_bytes())?;
     let log_path = out.join("logs").join(format!("{}.log", run.id));
-    let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+    let log =
+        models::safe_fs::create_new(&log_path, false).with_context(|| format!("creating {}", log_path.display()))?;
     let exe = dpft_executable()?;
     let mut cmd = Command::new(exe);
     cmd.args(&opts.child_args);

@@ -1,15 +1,19 @@
 //! Checkpoints of a run: parameters, optimiser moments, the sampler's stream position, the accountant's
 //! history and the step, in `OUT/checkpoints/step-K/`. Written into `step-K.tmp/` and renamed into place,
 //! then `OUT/checkpoints/latest` (a file naming the folder) is replaced by a rename: a kill at any moment
-//! leaves the previous checkpoint intact and `latest` pointing at a complete one. Noise needs no state:
+//! leaves the previous checkpoint intact and `latest` pointing at a complete one. `latest` names only a
+//! `step-K` folder of this run, and no link in `checkpoints/` is followed. Noise needs no state:
 //! its stream is keyed by (seed, step, tensor); dropout is reseeded from (seed, step) at every step.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use dp_core::accounting::History;
+use models::safe_fs;
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
+
+use crate::exit::BadInput;
 
 /// The small state of a checkpoint (`state.json`).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -30,6 +34,19 @@ pub struct TrainState {
     pub dataset_size: usize,
     /// Sampling rate q.
     pub sample_rate: f64,
+    /// SHA-256 of the featurised training set (a resume on other data of the same size is refused; a
+    /// checkpoint without one, from an older dpft, cannot be resumed).
+    #[serde(default)]
+    pub data_fingerprint: Option<String>,
+    /// Wall time of the run's segments up to this checkpoint, in seconds.
+    #[serde(default)]
+    pub elapsed_s: f64,
+    /// The largest resident-set high-water mark of those segments.
+    #[serde(default)]
+    pub peak_memory_bytes: Option<u64>,
+    /// Segments (the start and each resume) up to this checkpoint.
+    #[serde(default)]
+    pub segments: u32,
 }
 
 /// What a checkpoint restores.
@@ -50,7 +67,9 @@ fn cpu(tensors: &[(String, Tensor)]) -> Vec<(String, Tensor)> {
     tensors.iter().map(|(n, t)| (n.clone(), t.detach().to_device(tch::Device::Cpu).contiguous())).collect()
 }
 
-/// Writes the checkpoint of `state` and removes older ones.
+/// Writes the checkpoint of `state` and removes older ones. Every name is written through
+/// [`models::safe_fs`]: a link planted at `step-K.tmp/`, `step-K/` or `latest`'s temporary is removed, never
+/// followed.
 pub fn save(
     out: &Path,
     state: &TrainState,
@@ -58,49 +77,77 @@ pub fn save(
     optimizer: &[(String, Tensor)],
 ) -> Result<()> {
     let root = dir(out);
+    refuse_link(&root)?;
     std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
     let name = format!("step-{}", state.step);
     let final_dir = root.join(&name);
-    if final_dir.is_dir() && std::fs::read_to_string(root.join("latest")).is_ok_and(|l| l.trim() == name) {
+    if final_dir.is_dir() && !safe_fs::is_link(&final_dir) && latest_name(&root).is_ok_and(|l| l == name) {
         return Ok(()); // this very step is already the latest checkpoint
     }
     let tmp = root.join(format!("{name}.tmp"));
-    let _ = std::fs::remove_dir_all(&tmp);
-    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    safe_fs::fresh_dir(&tmp)?;
     Tensor::write_safetensors(&cpu(parameters), tmp.join("model.safetensors"))
         .context("writing the model checkpoint")?;
     if !optimizer.is_empty() {
         Tensor::write_safetensors(&cpu(optimizer), tmp.join("optimizer.safetensors"))
             .context("writing the optimizer state")?;
     }
-    std::fs::write(tmp.join("state.json"), serde_json::to_string_pretty(state)?).context("writing state.json")?;
+    safe_fs::write_atomic(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())
+        .context("writing state.json")?;
     // A folder of this name that `latest` does not point to is a leftover of an interrupted attempt.
-    let _ = std::fs::remove_dir_all(&final_dir);
-    std::fs::rename(&tmp, &final_dir).with_context(|| format!("moving {} into place", tmp.display()))?;
-    let latest_tmp = root.join("latest.tmp");
-    std::fs::write(&latest_tmp, &name)?;
-    std::fs::rename(&latest_tmp, root.join("latest"))?;
+    safe_fs::replace_dir(&tmp, &final_dir)?;
+    safe_fs::write_atomic(&root.join(LATEST), name.as_bytes())?;
     // Older checkpoints go only after `latest` names the new one.
     for entry in std::fs::read_dir(&root)?.flatten() {
         let n = entry.file_name().to_string_lossy().into_owned();
         if n.starts_with("step-") && n != name {
-            let _ = std::fs::remove_dir_all(entry.path());
+            let _ = safe_fs::remove_entry(&entry.path());
         }
     }
     Ok(())
 }
 
+/// The file naming the latest complete checkpoint folder.
+const LATEST: &str = "latest";
+
 /// Whether `out` holds a checkpoint.
 pub fn exists(out: &Path) -> bool {
-    dir(out).join("latest").is_file()
+    std::fs::symlink_metadata(dir(out).join(LATEST)).is_ok()
+}
+
+fn refuse_link(path: &Path) -> Result<()> {
+    if safe_fs::is_link(path) {
+        bail!(BadInput(format!(
+            "{} is a symbolic link: dpft reads and writes a run's checkpoints only inside its run folder; remove the link",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// The folder `latest` names: exactly `step-K` (digits), a plain file, so that it can only name a folder
+/// of this run's `checkpoints/` (an absolute path or `..` there once loaded another run's checkpoint).
+fn latest_name(root: &Path) -> Result<String> {
+    let path = root.join(LATEST);
+    refuse_link(&path)?;
+    let text = std::fs::read_to_string(&path).with_context(|| format!("no checkpoint in {}", root.display()))?;
+    let name = text.trim();
+    let valid = name.strip_prefix("step-").is_some_and(|k| !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()));
+    if !valid {
+        bail!(BadInput(format!(
+            "{}: names {name:?}, not a checkpoint folder of this run (step-K); the checkpoints are damaged or were tampered with: start a new --out",
+            path.display()
+        )));
+    }
+    Ok(name.to_string())
 }
 
 /// Reads the latest checkpoint of `out`.
 pub fn load(out: &Path) -> Result<Restored> {
     let root = dir(out);
-    let name =
-        std::fs::read_to_string(root.join("latest")).with_context(|| format!("no checkpoint in {}", root.display()))?;
-    let folder = root.join(name.trim());
+    refuse_link(&root)?;
+    let folder = root.join(latest_name(&root)?);
+    refuse_link(&folder)?;
     let state: TrainState = serde_json::from_str(
         &std::fs::read_to_string(folder.join("state.json"))
             .with_context(|| format!("reading {}/state.json", folder.display()))?,

@@ -69,9 +69,10 @@ pub fn evaluate(
     bar.finish_and_clear();
     let mut pred_text = predictions.join("\n");
     pred_text.push('\n');
-    std::fs::write(out.join("predictions.txt"), pred_text)?;
+    crate::commands::model_io::write_atomic(&out.join("predictions.txt"), pred_text.as_bytes())?;
     let refs: Vec<Vec<String>> = segments.iter().map(|s| s.references.clone()).collect();
-    std::fs::write(out.join("references.txt"), crate::commands::eval_gen::references_text(&refs))?;
+    let references = crate::commands::eval_gen::references_text(&refs);
+    crate::commands::model_io::write_atomic(&out.join("references.txt"), references.as_bytes())?;
     if dart {
         return crate::gen_metrics::evaluate_dart(&predictions, &refs);
     }

@@ -33,9 +33,7 @@ impl Metrics {
         if !text.is_empty() {
             text.push('\n');
         }
-        let tmp = out.join(".metrics.jsonl.tmp");
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, &path)?;
+        models::safe_fs::write_atomic(&path, text.as_bytes()).with_context(|| format!("writing {}", path.display()))?;
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)

@@ -11,6 +11,7 @@
 //! per evaluation), `checkpoints/`, and at the end `summary.json` and `privacy.json`.
 
 pub mod checkpoint;
+pub mod fingerprint;
 pub mod generation_eval;
 pub mod gradients;
 mod metrics;
@@ -56,21 +57,30 @@ pub struct Finished {
     pub summary: Value,
 }
 
-/// Trains `objective` as `config` says, writing into `out`. `evaluate_final` runs the task's final
-/// evaluation (generation metrics, accuracy) and returns its metrics. `stop_after` ends the run after
-/// that step without final outputs (for tests of resuming).
+/// Where and how a run is started.
+pub struct Launch<'a> {
+    /// The run folder.
+    pub out: &'a Path,
+    /// Continue from the folder's latest checkpoint.
+    pub resume: bool,
+    /// End the run after this step without final outputs (for tests of resuming).
+    pub stop_after: Option<u64>,
+    /// The files the training set was read from (named when a resume finds other data).
+    pub train_files: Vec<PathBuf>,
+}
+
+/// Trains `objective` as `config` says, writing into `launch.out`. `evaluate_final` runs the task's final
+/// evaluation (generation metrics, accuracy) and returns its metrics.
 pub fn train(
     config: &RunConfig,
     objective: &dyn Objective,
-    out: &Path,
-    resume: bool,
-    stop_after: Option<u64>,
+    launch: &Launch,
     evaluate_final: &dyn Fn() -> Result<Value>,
 ) -> Result<Finished> {
-    let started = Instant::now();
+    let (out, stop_after) = (launch.out, launch.stop_after);
     let o = &config.optimization;
     // 1. Start, or resume from the last checkpoint (all its checks).
-    let mut state = RunState::start_or_resume(config, objective, out, resume)?;
+    let mut state = RunState::start_or_resume(config, objective, launch)?;
     let mut metrics = Metrics::open(out, state.start_step)?;
     let bar = progress_bar(state.steps, state.start_step);
     // 2. The steps.
@@ -125,7 +135,7 @@ pub fn train(
         eval.extend(m);
     }
     metrics.write(&json!({"step": done, "eval": eval.clone()}))?;
-    let summary = serde_json::to_value(Summary::new(&state, done, stopped, eval, started.elapsed().as_secs_f64()))?;
+    let summary = serde_json::to_value(Summary::new(&state, done, stopped, eval))?;
     write_json(&out.join("summary.json"), &summary)?;
     Ok(Finished { summary })
 }
@@ -143,10 +153,8 @@ pub fn holds_run(out: &Path) -> bool {
     out.join("summary.json").is_file() || checkpoint::exists(out) || out.join("metrics.jsonl").is_file()
 }
 
-/// Writes pretty JSON atomically.
+/// Writes pretty JSON atomically ([`models::safe_fs::write_atomic`]: a planted link is not followed).
 pub fn write_json(path: &Path, value: &Value) -> Result<()> {
-    let tmp: PathBuf = path.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_string_pretty(value)? + "\n")
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+    models::safe_fs::write_atomic(path, (serde_json::to_string_pretty(value)? + "\n").as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
 }

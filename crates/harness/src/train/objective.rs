@@ -8,12 +8,15 @@ use models::clip_check::causal_batch;
 use models::{causal_lm_losses, Gpt2LmHeadModel, Inputs, TextTokenizer};
 use tch::{Kind, Tensor};
 
+use super::fingerprint::Fingerprint;
 use crate::tasks::causal::CausalExample;
 
 /// A model, its data and its per-example loss.
 pub trait Objective {
     /// Training examples.
     fn train_len(&self) -> usize;
+    /// SHA-256 of the featurised training set ([`super::fingerprint`]).
+    fn fingerprint(&self) -> String;
     /// Per-example losses `[B]` of the training examples `indices` (dropout iff `train`), recording on
     /// `tape`.
     fn losses(&self, indices: &[u64], train: bool, tape: &mut Tape) -> Result<Tensor>;
@@ -79,6 +82,14 @@ impl CausalLm {
 impl Objective for CausalLm {
     fn train_len(&self) -> usize {
         self.train.len()
+    }
+
+    fn fingerprint(&self) -> String {
+        let mut f = Fingerprint::new("causal-lm");
+        for e in &self.train {
+            f.ids(&e.input_ids).ids(&e.labels);
+        }
+        f.finish()
     }
 
     fn losses(&self, indices: &[u64], train: bool, tape: &mut Tape) -> Result<Tensor> {
@@ -230,6 +241,15 @@ impl Objective for PromptMlm {
         self.train.len()
     }
 
+    fn fingerprint(&self) -> String {
+        let mut f = Fingerprint::new("prompt-mlm");
+        f.ids(&self.label_word_ids);
+        for e in &self.train {
+            f.ids(&e.input_ids).number(e.mask_position as u64).number(e.label as u64);
+        }
+        f.finish()
+    }
+
     fn losses(&self, indices: &[u64], train: bool, tape: &mut Tape) -> Result<Tensor> {
         let examples: Vec<_> = indices.iter().map(|&i| &self.train[i as usize]).collect();
         let logits = self.logits(&examples, train, tape)?;
@@ -304,6 +324,14 @@ impl PairClassifier {
 impl Objective for PairClassifier {
     fn train_len(&self) -> usize {
         self.train.len()
+    }
+
+    fn fingerprint(&self) -> String {
+        let mut f = Fingerprint::new("pair-classifier");
+        for e in &self.train {
+            f.ids(&e.input_ids).ids(&e.token_type_ids).number(e.label as u64);
+        }
+        f.finish()
     }
 
     fn losses(&self, indices: &[u64], train: bool, tape: &mut Tape) -> Result<Tensor> {

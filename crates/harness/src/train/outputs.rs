@@ -135,20 +135,21 @@ pub(super) struct Summary {
     pub gradient_parameters: i64,
     /// Final evaluation metrics.
     pub metrics: serde_json::Map<String, Value>,
+    /// Wall time over all segments (the start and each resume, each up to its last checkpoint, plus the
+    /// last one to its end).
     pub wall_time_s: f64,
+    /// The largest resident-set high-water mark of the segments.
     pub peak_memory_bytes: Option<u64>,
     pub peak_memory_kind: &'static str,
+    /// The start and each resume.
+    pub segments: u32,
+    /// SHA-256 of the featurised training set.
+    pub data_fingerprint: String,
 }
 
 impl Summary {
     /// The summary after `done` steps; `stopped` is the budget message when the run stopped early.
-    pub fn new(
-        state: &RunState,
-        done: u64,
-        stopped: Option<String>,
-        metrics: serde_json::Map<String, Value>,
-        wall_time_s: f64,
-    ) -> Self {
+    pub fn new(state: &RunState, done: u64, stopped: Option<String>, metrics: serde_json::Map<String, Value>) -> Self {
         Self {
             facts: RunFacts::new(state, done),
             status: if stopped.is_some() { "stopped_at_budget" } else { "finished" },
@@ -159,9 +160,11 @@ impl Summary {
             trainable_parameters: state.trainable_count,
             gradient_parameters: state.gradient_count,
             metrics,
-            wall_time_s,
-            peak_memory_bytes: super::peak_rss_bytes(),
-            peak_memory_kind: "process resident-set high-water mark (VmHWM)",
+            wall_time_s: state.cost.wall_time_s(),
+            peak_memory_bytes: state.cost.peak_memory_bytes(),
+            peak_memory_kind: "process resident-set high-water mark (VmHWM), the largest of the segments",
+            segments: state.cost.segments(),
+            data_fingerprint: state.data_fingerprint.clone(),
         }
     }
 }

@@ -5,7 +5,6 @@
 //!
 //! Fixed-seed runs need no secrets file: their keys are derived from the seed and the config.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -37,19 +36,8 @@ pub fn write(out: &Path, sampler_key: &Key) -> Result<()> {
         note: "secret: the key of this run's batch sampler. Anyone who has it can tell which examples were in which batch, which weakens the privacy guarantee; never share this file (no exported artifact includes it)".into(),
         sampler_key: to_hex(sampler_key),
     };
-    let tmp = out.join(".secrets.json.tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-    f.write_all((serde_json::to_string_pretty(&file)? + "\n").as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path(out)).with_context(|| format!("writing {}", path(out).display()))
+    models::safe_fs::write_atomic_private(&path(out), (serde_json::to_string_pretty(&file)? + "\n").as_bytes())
+        .with_context(|| format!("writing {}", path(out).display()))
 }
 
 /// The sampler key of the run in `out`; refuses a missing or damaged file, naming it.

@@ -17,6 +17,7 @@ use tch::Tensor;
 use super::checkpoint::{self, Restored, TrainState};
 use super::objective::Objective;
 use super::secrets;
+use super::Launch;
 use crate::exit::BadInput;
 use crate::run_config::{
     NoiseLevel, NoiseSeedMode, OptimizerName, Privacy, PrivacySection, RunConfig, RunLength, SamplerName, Schedule,
@@ -57,13 +58,55 @@ pub(super) struct RunState {
     pub gradient_count: i64,
     /// [`super::config_hash`] of the config.
     pub config_hash: String,
+    /// SHA-256 of the featurised training set ([`super::fingerprint`]).
+    pub data_fingerprint: String,
+    /// Cost of the run so far across segments (the start and each resume).
+    pub cost: Cost,
+}
+
+/// Wall time and peak memory over a run's segments: what earlier segments recorded in their last
+/// checkpoint (work after it, redone by the resume, is not counted twice) plus this one.
+pub(super) struct Cost {
+    /// When this segment started.
+    started: std::time::Instant,
+    earlier_s: f64,
+    earlier_peak: Option<u64>,
+    earlier_segments: u32,
+}
+
+impl Cost {
+    fn new() -> Self {
+        Self { started: std::time::Instant::now(), earlier_s: 0.0, earlier_peak: None, earlier_segments: 0 }
+    }
+
+    /// Wall time of all segments, in seconds.
+    pub fn wall_time_s(&self) -> f64 {
+        self.earlier_s + self.started.elapsed().as_secs_f64()
+    }
+
+    /// The largest resident-set high-water mark of all segments.
+    pub fn peak_memory_bytes(&self) -> Option<u64> {
+        self.earlier_peak.into_iter().chain(super::peak_rss_bytes()).max()
+    }
+
+    /// Segments, this one included.
+    pub fn segments(&self) -> u32 {
+        self.earlier_segments + 1
+    }
+}
+
+/// The first 16 hex digits of a fingerprint (enough to tell two apart in a message).
+fn short(fingerprint: &str) -> &str {
+    &fingerprint[..fingerprint.len().min(16)]
 }
 
 impl RunState {
     /// Builds the run's state from `config`, resuming from the checkpoint in `out` when `resume` is set
     /// and one exists. Refuses an empty training set, parameters no DP layer owns, and a checkpoint made
-    /// with other data (n, q), another σ or another config, or whose ledger does not match its step.
-    pub fn start_or_resume(config: &RunConfig, objective: &dyn Objective, out: &Path, resume: bool) -> Result<Self> {
+    /// with other data (n, q, the data fingerprint), another σ or another config, or whose ledger does not
+    /// match its step.
+    pub fn start_or_resume(config: &RunConfig, objective: &dyn Objective, launch: &Launch) -> Result<Self> {
+        let (out, resume) = (launch.out, launch.resume);
         let o = &config.optimization;
         let n = objective.train_len();
         if n == 0 {
@@ -81,6 +124,7 @@ impl RunState {
                 config.method.name
             );
         }
+        let data_fingerprint = objective.fingerprint();
         let restored = if resume && checkpoint::exists(out) { Some(checkpoint::load(out)?) } else { None };
         let config_hash = super::config_hash(config);
         let sampler_key = sampler_key(config, &config_hash, out, restored.is_some())?;
@@ -107,15 +151,18 @@ impl RunState {
             trainable_count,
             gradient_count,
             config_hash,
+            data_fingerprint,
+            cost: Cost::new(),
         };
         if let Some(r) = restored {
-            state.resume_from(r, objective, out)?;
+            state.resume_from(r, objective, launch)?;
         }
         Ok(state)
     }
 
     /// Checks the checkpoint against this run, then restores parameters, optimiser, sampler and ledger.
-    fn resume_from(&mut self, r: Restored, objective: &dyn Objective, out: &Path) -> Result<()> {
+    fn resume_from(&mut self, r: Restored, objective: &dyn Objective, launch: &Launch) -> Result<()> {
+        let out = launch.out;
         let q = self.sampler.sampling().sample_rate();
         let sigma = self.dp.as_ref().map(|d| d.sigma);
         let same_sigma = r.state.noise_multiplier.map(f64::to_bits) == sigma.map(f64::to_bits);
@@ -137,6 +184,16 @@ impl RunState {
                 self.config_hash
             )));
         }
+        if r.state.data_fingerprint.as_deref() != Some(self.data_fingerprint.as_str()) {
+            let files: Vec<String> = launch.train_files.iter().map(|f| f.display().to_string()).collect();
+            bail!(BadInput(format!(
+                "{}: the training data differs from the data the checkpoint was trained on (fingerprint {} now, {} in the checkpoint); this run read {}. A resume must train on the same data (same file, data directory and task settings) or the privacy ledger would not describe it: resume refused",
+                out.display(),
+                short(&self.data_fingerprint),
+                r.state.data_fingerprint.as_deref().map_or("none (made by an older dpft)", short),
+                if files.is_empty() { "no files".to_string() } else { files.join(", ") },
+            )));
+        }
         checkpoint::restore_parameters(&objective.parameters(), &r.parameters)?;
         self.optimizer.load_state(&self.updated, r.state.optimizer_step, &r.optimizer)?;
         self.sampler.set_stream_position(r.state.sampler_position.parse().context("checkpoint sampler position")?);
@@ -152,6 +209,9 @@ impl RunState {
             );
         }
         self.start_step = r.state.step;
+        self.cost.earlier_s = r.state.elapsed_s;
+        self.cost.earlier_peak = r.state.peak_memory_bytes;
+        self.cost.earlier_segments = r.state.segments.max(1);
         log::info!("resuming from step {} of {}", self.start_step, self.steps);
         Ok(())
     }
@@ -168,6 +228,10 @@ impl RunState {
             config_hash: self.config_hash.clone(),
             dataset_size: self.n,
             sample_rate: self.sampler.sampling().sample_rate(),
+            data_fingerprint: Some(self.data_fingerprint.clone()),
+            elapsed_s: self.cost.wall_time_s(),
+            peak_memory_bytes: self.cost.peak_memory_bytes(),
+            segments: self.cost.segments(),
         };
         checkpoint::save(out, &state, &objective.parameters(), &opt_state)
     }
