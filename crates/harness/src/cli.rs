@@ -107,6 +107,22 @@ pub enum Command {
     Bench(BenchArgs),
 }
 
+impl Command {
+    /// What to lower when the command runs out of memory (named in the error).
+    pub fn sizes_to_lower(&self) -> &'static str {
+        match self {
+            Self::Train(_) | Self::Audit(_) => {
+                "optimization.physical_batch_size or task.max_length (the final evaluation: generation.batch_size or generation.num_beams)"
+            }
+            Self::Sweep(_) => "--jobs, or the runs' optimization.physical_batch_size",
+            Self::Generate(_) => "--num-beams, --batch-size or --max-new-tokens",
+            Self::Score(_) | Self::ClipCheck(_) => "the number or length of the texts",
+            Self::Bench(_) => "--batch-size or --seq-len",
+            _ => "the size of the input",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct InfoArgs {
     /// Print as JSON on stdout.
@@ -340,14 +356,14 @@ pub struct AuditArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
     /// Number of canaries M.
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = at_least_one)]
     pub canaries: usize,
     /// white-box (gradient canaries, the default: the strongest audit of the release) or black-box
     /// (random token sequences in the training data, scored by their loss).
     #[arg(long, value_enum, default_value = "white-box")]
     pub kind: crate::audit::AuditKind,
     /// Tokens per black-box canary sequence.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = at_least_one)]
     pub canary_length: usize,
     /// Confidence of the lower bound.
     #[arg(long, default_value_t = 0.95)]
@@ -466,10 +482,10 @@ pub struct GenerateArgs {
     #[arg(long, value_name = "FILE")]
     pub input: PathBuf,
     /// Beams (1 = greedy search).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = at_least_one)]
     pub num_beams: usize,
     /// Most tokens generated per prompt.
-    #[arg(long, default_value_t = 100)]
+    #[arg(long, default_value_t = 100, value_parser = at_least_one)]
     pub max_new_tokens: usize,
     /// Fewest tokens generated before the end-of-sequence token is allowed; counts generated tokens only
     /// (transformers' min_new_tokens, not its min_length, which counts the prompt too).
@@ -485,7 +501,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub length_penalty: f64,
     /// Prompts decoded together.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = at_least_one)]
     pub batch_size: usize,
     /// Write the continuations here (atomically) instead of stdout.
     #[arg(long, value_name = "FILE")]
@@ -644,7 +660,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum)]
     pub mode: crate::bench::step::BenchMode,
     /// Timed steps (the median is reported).
-    #[arg(long, default_value_t = 5, value_name = "N")]
+    #[arg(long, default_value_t = 5, value_name = "N", value_parser = at_least_one)]
     pub steps: usize,
     /// Untimed steps first (allocations, libtorch's kernel choices).
     #[arg(long, default_value_t = 1, value_name = "K")]
@@ -682,6 +698,15 @@ pub struct BenchArgs {
     pub out: Option<PathBuf>,
 }
 
+/// A count that must be at least 1 (a batch, beam or step count of 0 has nothing to do).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}: give a whole number ≥ 1")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -712,3 +737,4 @@ mod tests {
         assert!(err.to_string().contains("expected cpu, cuda, cuda:N"), "{err}");
     }
 }
+

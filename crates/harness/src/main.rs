@@ -12,6 +12,7 @@ mod exit;
 mod gen_metrics;
 mod lock;
 mod logging;
+mod memory_guard;
 mod report;
 mod run_config;
 mod sweep;
@@ -35,7 +36,8 @@ fn main() -> ExitCode {
         allocator::tune();
     }
     logging::init(cli.global.verbosity());
-    match commands::run(cli) {
+    let lower = cli.command.sizes_to_lower();
+    match memory_guard::guard(lower, || commands::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => exit::report(&err),
     }

@@ -27,6 +27,13 @@ impl Lora {
         if r < 1 || !(alpha.is_finite() && alpha > 0.0) {
             return Err(ModelError::Invalid(format!("LoRA rank {r} must be ≥ 1 and alpha {alpha} > 0")));
         }
+        // A rank above the layer's smaller side adds parameters without adding expressiveness.
+        if r > d_in.min(d_out) {
+            return Err(ModelError::Invalid(format!(
+                "LoRA rank {r} exceeds the width of {name} ({d_in} → {d_out}): use a rank ≤ {}",
+                d_in.min(d_out)
+            )));
+        }
         let opts = (like.kind(), like.device());
         let bound = 1.0 / (d_in as f64).sqrt();
         let a = (Tensor::rand([r, d_in], (Kind::Float, like.device())).to_kind(like.kind()) * (2.0 * bound) - bound)

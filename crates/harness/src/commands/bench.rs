@@ -55,6 +55,19 @@ fn max_seq_len(model: &AnyModel) -> i64 {
     }
 }
 
+/// A lower bound of one step's memory against what the machine has: GPT-2's logits and their gradient
+/// `[B, T, vocab]` twice; an encoder's hidden states `[B, T, hidden]` once per layer.
+fn check_step_fits(model: &AnyModel, batch: i64, seq_len: i64, opts: &models::LoadOptions) -> Result<()> {
+    let (b, t) = (batch as u64, seq_len as u64);
+    let elements = match model {
+        AnyModel::Gpt2(m) => [2, b, t, m.config.vocab_size as u64],
+        AnyModel::Encoder(m) => [m.config.num_hidden_layers as u64, b, t, m.config.hidden_size as u64],
+    };
+    let need = crate::memory_guard::tensor_bytes(&elements, opts.kind);
+    let what = format!("a step on batch {batch} × {seq_len} tokens");
+    crate::memory_guard::check_fits(opts.device, need, &what, "--batch-size or --seq-len")
+}
+
 fn emit(args: &BenchArgs, report: &Value, human: &str) -> Result<()> {
     if let Some(path) = &args.out {
         write_atomic(path, (serde_json::to_string_pretty(report)? + "\n").as_bytes())?;
@@ -94,6 +107,7 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<()> {
         AnyModel::Gpt2(m) => Some(m.is_tied()),
         AnyModel::Encoder(_) => None,
     };
+    check_step_fits(&resolved.model, batch, args.seq_len, &opts)?;
     let workload = Workload::new(resolved.model, batch, args.seq_len, args.seed as i64)?;
     let dp = DpSettings { max_grad_norm: args.max_grad_norm, noise_multiplier: args.noise_multiplier };
     let mut stepper = Stepper::new(workload, args.mode, dp, args.seed)?;

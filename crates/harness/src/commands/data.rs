@@ -19,6 +19,15 @@ pub fn run(global: &GlobalArgs, cmd: &DataCommand) -> Result<()> {
 
 fn status(global: &GlobalArgs, as_json: bool) -> Result<()> {
     let data = DataDir::resolve(global.data_dir.as_deref());
+    if !data.root().is_dir() {
+        let what = format!("data directory {} (set by {}) does not exist", data.root().display(), data.source());
+        // A folder named on the command line that is not there is a typo; the default data/ of a fresh
+        // checkout (or an environment's folder) may simply not be fetched yet: a warning names it.
+        if data.source() == models::DataDirSource::Flag {
+            return Err(crate::exit::BadInput(format!("{what}; check the path, or create it and run `make data`")).into());
+        }
+        log::warn!("{what}: every file is missing; `make data` fetches them");
+    }
     let status = data.status();
     if as_json {
         let rows: Vec<_> = status

@@ -64,6 +64,11 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
         ))
         .into());
     }
+    // The first forward pass holds the logits of every prompt position of every beam of a batch.
+    let rows = config.batch_size.min(ids.len()) as u64 * config.num_beams as u64;
+    let logits = crate::memory_guard::tensor_bytes(&[rows, longest as u64, model.config.vocab_size as u64], opts.kind);
+    let what = format!("decoding {rows} sequences (batch × beams) of {longest} prompt tokens");
+    crate::memory_guard::check_fits(opts.device, logits, &what, "--num-beams or --batch-size")?;
     let mut lines = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(config.batch_size) {
         for new in generate(&model, chunk, &config).map_err(input_error)? {

@@ -28,16 +28,26 @@ pub fn run(global: &GlobalArgs, args: &ScoreArgs) -> Result<()> {
         if tokens.is_empty() {
             return Err(BadInput(format!("--text {text:?} has no tokens")).into());
         }
+        if tokens.len() < 2 {
+            return Err(BadInput(format!(
+                "--text {text:?} is one token: nothing is predicted (the first token has no context to score it from); give a text of at least 2 tokens"
+            ))
+            .into());
+        }
+        if tokens.len() as i64 > model.text_positions() {
+            return Err(BadInput(format!(
+                "--text {text:?} has {} tokens; the model takes at most {} (n_positions)",
+                tokens.len(),
+                model.text_positions()
+            ))
+            .into());
+        }
         let ids = Tensor::from_slice(&tokens).to(opts.device).unsqueeze(0); // [1, T]
         let logits = model.forward(Inputs::ids(&ids), None, false, &mut Tape::off()).map_err(input_error)?; // [1, T, V]
         let t = tokens.len() as i64;
-        let logprobs: Vec<f64> = if t > 1 {
-            let lp = logits.narrow(1, 0, t - 1).to_kind(Kind::Double).log_softmax(-1, Kind::Double); // [1, T−1, V]
-            let next = ids.narrow(1, 1, t - 1).unsqueeze(-1); // [1, T−1, 1]
-            Vec::try_from(lp.gather(-1, &next, false).reshape([-1]))?
-        } else {
-            Vec::new()
-        };
+        let lp = logits.narrow(1, 0, t - 1).to_kind(Kind::Double).log_softmax(-1, Kind::Double); // [1, T−1, V]
+        let next = ids.narrow(1, 1, t - 1).unsqueeze(-1); // [1, T−1, 1]
+        let logprobs: Vec<f64> = Vec::try_from(lp.gather(-1, &next, false).reshape([-1]))?;
         let nll = -logprobs.iter().sum::<f64>();
         out.push(Scored { text: text.clone(), tokens, logprobs, nll });
     }
@@ -51,7 +61,7 @@ pub fn run(global: &GlobalArgs, args: &ScoreArgs) -> Result<()> {
             s.text,
             s.tokens.len(),
             s.nll,
-            if s.logprobs.is_empty() { 0.0 } else { s.nll / s.logprobs.len() as f64 }
+            s.nll / s.logprobs.len() as f64
         );
         for (i, (&id, lp)) in s.tokens.iter().zip(std::iter::once(None).chain(s.logprobs.iter().map(Some))).enumerate()
         {

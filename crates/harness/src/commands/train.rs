@@ -171,6 +171,9 @@ fn text_examples(
         files.push(path.clone());
         let text = std::fs::read_to_string(&path)
             .map_err(|e| BadInput(format!("task.text_files: cannot read {}: {e}", path.display())))?;
+        if text.trim().is_empty() {
+            return Err(BadInput(format!("task.text_files: {} is empty; give files with text", path.display())).into());
+        }
         let ids = tokenizer.encode(&text, false).map_err(input_error)?;
         for chunk in ids.chunks(config.task.max_length) {
             if chunk.len() >= 2 {
@@ -250,6 +253,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     }
     // Everything the run reads is checked before the run folder is touched.
     let (objective, segments, train_files) = causal_objective(&config, &opts, &data)?;
+    check_causal_fits(&config, &objective, &segments, &opts)?;
     let _lock = crate::lock::FolderLock::acquire(&out, "run folder")?;
     if let Prepared::Finished(summary) = prepare_out(&out, args.resume, &config)? {
         report_finished(&summary, &out);
@@ -289,6 +293,32 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         }
     }
     print_summary(&finished.summary, &out);
+    Ok(())
+}
+
+/// Lower bounds of the largest tensors of the run against the machine's memory, before step 1: a
+/// micro-batch's logits and their gradient `[physical_batch_size, max_length, vocab]`, and the final
+/// evaluation's first decoding pass `[batch × beams, longest prompt, vocab]`.
+fn check_causal_fits(config: &RunConfig, objective: &CausalLm, segments: &[Segment], opts: &LoadOptions) -> Result<()> {
+    use crate::memory_guard::{check_fits, tensor_bytes};
+    let vocab = objective.model.config.vocab_size as u64;
+    let (batch, length) = (config.optimization.physical_batch_size as u64, config.task.max_length as u64);
+    check_fits(
+        opts.device,
+        tensor_bytes(&[2, batch, length, vocab], opts.kind),
+        &format!("a micro-batch of {batch} × {length} tokens"),
+        "optimization.physical_batch_size or task.max_length",
+    )?;
+    if let Some(longest) = segments.iter().map(|s| s.prompt.len() as u64).max() {
+        let g = &config.generation;
+        let rows = g.batch_size.min(segments.len()) as u64 * g.num_beams as u64;
+        check_fits(
+            opts.device,
+            tensor_bytes(&[rows, longest, vocab], opts.kind),
+            &format!("the final evaluation's decoding of {rows} sequences (batch × beams)"),
+            "generation.batch_size or generation.num_beams",
+        )?;
+    }
     Ok(())
 }
 

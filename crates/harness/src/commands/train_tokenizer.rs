@@ -13,8 +13,8 @@ pub fn run(global: &GlobalArgs, args: &TrainTokenizerArgs) -> Result<()> {
         None => f.clone(),
     };
     let files: Vec<std::path::PathBuf> = args.files.iter().map(resolve).collect();
-    if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-        return Err(BadInput(format!("--file {}: no such file", missing.display())).into());
+    for f in &files {
+        check_text_file(f)?;
     }
     if args.out.join("tokenizer.json").exists() {
         return Err(BadInput(format!(
@@ -38,5 +38,23 @@ pub fn run(global: &GlobalArgs, args: &TrainTokenizerArgs) -> Result<()> {
         }
     };
     println!("wrote {} ({} ids)", args.out.join("tokenizer.json").display(), tokenizer.vocab_size());
+    Ok(())
+}
+
+/// A training text must be a readable, non-empty UTF-8 file (the BPE trainer's own errors do not say which
+/// file failed).
+fn check_text_file(f: &std::path::Path) -> Result<()> {
+    let bad = |why: String| -> anyhow::Error { BadInput(format!("--file {}: {why}", f.display())).into() };
+    if f.is_dir() {
+        return Err(bad("is a folder; give text files".into()));
+    }
+    let bytes = std::fs::read(f).map_err(|e| bad(format!("cannot read it: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(bad("the file is empty (no text to learn merges from)".into()));
+    }
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        let line = 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        return Err(bad(format!("line {line}: not UTF-8 text (byte {} of the file)", e.valid_up_to() + 1)));
+    }
     Ok(())
 }

@@ -55,6 +55,10 @@ pub struct Run {
     pub trainable_parameters: Option<u64>,
     /// Training loss per step from metrics.jsonl.
     pub curve: Vec<(u64, f64)>,
+    /// summary.json's metrics that are not numbers (left out of tables and figures).
+    pub non_numeric_metrics: Vec<String>,
+    /// Trained with δ ≥ 1/n (`privacy.allow_large_delta`): summary.json's `delta_warning`.
+    pub large_delta: bool,
 }
 
 /// A folder that is not used, and why.
@@ -302,15 +306,11 @@ fn read_run(dir: &Path, id: String, label: Option<String>) -> Result<Run, String
             }
         },
     };
-    let metrics = summary["metrics"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .filter(|(k, _)| k.as_str() != "examples")
-                .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
-                .collect()
-        })
-        .unwrap_or_default();
+    let reported = summary["metrics"].as_object().cloned().unwrap_or_default();
+    let reported: Vec<(&String, &Value)> = reported.iter().filter(|(k, _)| k.as_str() != "examples").collect();
+    let metrics = reported.iter().filter_map(|(k, v)| Some(((*k).clone(), v.as_f64()?))).collect();
+    let non_numeric_metrics =
+        reported.iter().filter(|(_, v)| v.as_f64().is_none()).map(|(k, v)| format!("{k} = {v}")).collect();
     let mut setting = BTreeMap::new();
     flatten("", &serde_json::to_value(&config).map_err(|e| e.to_string())?, &mut setting);
     for key in NOT_SETTINGS {
@@ -334,6 +334,8 @@ fn read_run(dir: &Path, id: String, label: Option<String>) -> Result<Run, String
         model_parameters: summary["model_parameters"].as_u64(),
         trainable_parameters: summary["trainable_parameters"].as_u64(),
         curve: read_curve(&dir.join("metrics.jsonl")),
+        non_numeric_metrics,
+        large_delta: summary["delta_warning"].is_string(),
     })
 }
 

@@ -177,6 +177,21 @@ pub fn run(opts: &Options) -> Result<Outcome> {
     if let Some((note, _)) = &selection {
         notes.push(note.clone());
     }
+    let large_delta: Vec<&str> = runs.iter().filter(|r| r.large_delta).map(|r| r.id.as_str()).collect();
+    if !large_delta.is_empty() {
+        notes.push(format!(
+            "{} runs were trained with δ ≥ 1/n (privacy.allow_large_delta): such a δ permits releasing whole examples, so their ε says little: {}",
+            large_delta.len(),
+            large_delta.join(", ")
+        ));
+    }
+    for r in runs.iter().filter(|r| !r.non_numeric_metrics.is_empty()) {
+        notes.push(format!(
+            "{}: summary.json metrics that are not numbers are left out: {}",
+            r.id,
+            r.non_numeric_metrics.join(", ")
+        ));
+    }
     let stopped: Vec<&str> = runs.iter().filter(|r| r.status == "stopped_at_budget").map(|r| r.id.as_str()).collect();
     if !stopped.is_empty() {
         notes.push(format!(

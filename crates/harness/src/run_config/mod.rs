@@ -6,6 +6,7 @@
 
 pub mod choices;
 pub mod method;
+pub mod errors;
 
 use std::path::{Path, PathBuf};
 
@@ -216,6 +217,14 @@ pub struct PrivacySection {
     /// the batches, so the guarantee then holds only while the seed is secret).
     #[serde(default = "secure")]
     pub noise_seed: NoiseSeedMode,
+    /// Train although δ ≥ 1/n (such a δ permits releasing whole examples, so the run is refused without
+    /// it; privacy.json and summary.json then carry `delta_warning`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub allow_large_delta: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// `generation:`.
@@ -293,6 +302,11 @@ fn yes() -> bool {
 
 /// Parses YAML text (`path` names it in errors).
 pub fn parse_yaml(text: &str, path: &Path) -> Result<Value, BadInput> {
+    // A UTF-8 byte-order mark (some editors write one) is not part of the YAML.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.trim().is_empty() {
+        return Err(BadInput(format!("{}: the file is empty; expected a YAML mapping", path.display())));
+    }
     serde_norway::from_str(text).map_err(|e| BadInput(format!("{}: malformed YAML: {e}", path.display())))
 }
 
@@ -307,7 +321,14 @@ pub fn apply_override(tree: &mut Value, assignment: &str) -> Result<(), BadInput
     let (key, raw) = assignment.split_once('=').ok_or_else(|| {
         BadInput(format!("--set {assignment}: expected key=value (e.g. optimization.learning_rate=1e-3)"))
     })?;
-    let value: Value = serde_norway::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let value: Value = match serde_norway::from_str(raw) {
+        Ok(v) => v,
+        // A flow list or mapping that does not parse is a typo, not text.
+        Err(e) if raw.trim_start().starts_with(['[', '{']) => {
+            return Err(BadInput(format!("--set {assignment}: the value {raw:?} is malformed YAML ({e})")));
+        }
+        Err(_) => Value::String(raw.to_string()),
+    };
     let mut node = tree;
     let parts: Vec<&str> = key.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
@@ -334,20 +355,25 @@ pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig, BadInput> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("{}: cannot read the run config: {e}", path.display())))?;
     let mut tree = parse_yaml(&text, path)?;
+    let mut origins = Vec::new();
     for o in overrides {
         apply_override(&mut tree, o)?;
+        let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k);
+        origins.push((key.to_string(), o.clone()));
     }
-    from_tree(tree, path)
+    from_tree_with(tree, path, &origins)
 }
 
 /// Checks a YAML tree against [`RunConfig`] and the ranges of its values.
 pub fn from_tree(tree: Value, path: &Path) -> Result<RunConfig, BadInput> {
-    let config: RunConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+    from_tree_with(tree, path, &[])
+}
+
+/// [`from_tree`] naming the `--set` assignment behind a bad value ([`errors::deserialize_message`]).
+pub fn from_tree_with(tree: Value, path: &Path, overrides: errors::Overrides) -> Result<RunConfig, BadInput> {
+    let config: RunConfig = serde_path_to_error::deserialize(tree.clone()).map_err(|e| {
         let key = e.path().to_string();
-        match key.as_str() {
-            "." | "?" | "" => BadInput(format!("{}: {}", path.display(), e.inner())),
-            _ => BadInput(format!("{}: {key}: {}", path.display(), e.inner())),
-        }
+        BadInput(errors::deserialize_message(path, &key, &e.inner().to_string(), &tree, overrides))
     })?;
     config.check().map_err(|m| BadInput(format!("{}: {m}", path.display())))?;
     Ok(config)
@@ -397,7 +423,7 @@ impl OptimizationSection {
         match (self.epochs, self.steps) {
             (Some(_), Some(_)) => Err("optimization: give epochs or steps, not both".into()),
             (None, None) => Err("optimization: give epochs or steps".into()),
-            (Some(e), None) if !(e.is_finite() && e > 0.0) => Err(format!("optimization.epochs = {e} must be > 0")),
+            (Some(e), None) if !(e.is_finite() && e > 0.0) => Err(format!("optimization.epochs = {e} must be a finite number > 0")),
             (Some(e), None) => Ok(RunLength::Epochs(e)),
             (None, Some(0)) => Err("optimization.steps must be at least 1".into()),
             (None, Some(s)) => Ok(RunLength::Steps(s)),
@@ -435,7 +461,7 @@ impl RunConfig {
         }
         let o = &self.optimization;
         if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
-            return Err(format!("optimization.learning_rate = {} must be > 0", o.learning_rate));
+            return Err(format!("optimization.learning_rate = {} must be a finite number > 0", o.learning_rate));
         }
         if o.batch_size == 0 || o.physical_batch_size == 0 {
             return Err("optimization.batch_size and physical_batch_size must be at least 1".into());
@@ -448,18 +474,18 @@ impl RunConfig {
             p.noise()?;
             if let Some(e) = p.target_epsilon {
                 if !(e.is_finite() && e > 0.0) {
-                    return Err(format!("privacy.target_epsilon = {e} must be > 0"));
+                    return Err(format!("privacy.target_epsilon = {e} must be a finite number > 0"));
                 }
             }
             if let Some(s) = p.noise_multiplier {
                 if !(s.is_finite() && s > 0.0) {
                     return Err(format!(
-                        "privacy.noise_multiplier = {s} must be > 0 (use privacy: none to train without noise)"
+                        "privacy.noise_multiplier = {s} must be a finite number > 0 (use privacy: none to train without noise)"
                     ));
                 }
             }
             if !(p.max_grad_norm.is_finite() && p.max_grad_norm > 0.0) {
-                return Err(format!("privacy.max_grad_norm = {} must be > 0", p.max_grad_norm));
+                return Err(format!("privacy.max_grad_norm = {} must be a finite number > 0", p.max_grad_norm));
             }
             if let Some(d) = p.delta {
                 if !(d > 0.0 && d < 1.0) {

@@ -270,9 +270,23 @@ impl SweepSpec {
             }
             combos = next;
         }
-        combos.retain(|c| {
-            !self.exclude.iter().any(|e| e.iter().all(|(k, v)| c.iter().any(|(ck, cv)| ck == k && cv == v)))
-        });
+        let matches = |e: &Vec<(String, Value)>, c: &Vec<(String, Value)>| {
+            e.iter().all(|(k, v)| c.iter().any(|(ck, cv)| ck == k && cv == v))
+        };
+        // An entry that matches no run is a typo (a value spelt differently from the grid's): refused, since
+        // the runs it meant to drop would run.
+        if let Some(i) = self.exclude.iter().position(|e| !combos.iter().any(|c| matches(e, c))) {
+            let entry: Vec<String> =
+                self.exclude[i].iter().map(|(k, v)| format!("{k}: {}", run_config::to_yaml(v).trim())).collect();
+            return Err(bad(
+                &self.path,
+                &format!(
+                    "exclude[{i}] ({}) matches no run of the grid: check its values against the grid's (spelling, 3 vs 3.0)",
+                    entry.join(", ")
+                ),
+            ));
+        }
+        combos.retain(|c| !self.exclude.iter().any(|e| matches(e, c)));
         if combos.is_empty() {
             return Err(bad(&self.path, "exclude drops every run: nothing to do"));
         }

@@ -95,6 +95,16 @@ pub fn read_csv(path: &Path) -> Result<Vec<GenExample>, TaskError> {
             malformed(path, format!("line {line}"), format!("not a CSV record: {e}"))
         })?;
         let line = record.position().map_or(0, |p| p.line());
+        // E2E rows have no line breaks: a field with one is an unclosed quote that swallowed the rows
+        // after it (they would silently become one example).
+        if let Some(field) = record.iter().find(|f| f.contains(['\n', '\r'])) {
+            let lines = field.lines().count();
+            return Err(malformed(
+                path,
+                format!("line {line}"),
+                format!("a field spans {lines} lines (an unclosed quote?); E2E rows are one line each: close the quote"),
+            ));
+        }
         let (Some(mr), Some(reference)) = (record.get(mr_col), record.get(ref_col)) else {
             return Err(malformed(
                 path,
@@ -148,6 +158,13 @@ mod tests {
         let f = TempFile::new("short.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\"\n");
         let e = read_csv(&f.path).unwrap_err().to_string();
         assert!(e.contains("short.csv") && e.contains("line 3") && e.contains("1 fields"), "{e}");
+        // An unclosed quote on line 3 would swallow line 4 into its field: refused, naming line 3.
+        let f = TempFile::new("quote.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\",\"open\n\"name[C]\",fine\n\"name[D]\",x\n");
+        let e = read_csv(&f.path).unwrap_err().to_string();
+        assert!(e.contains("quote.csv") && e.contains("line 3:") && e.contains("unclosed quote"), "{e}");
+        let f = TempFile::new("late.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\",ok\n\"name[C]\",ok\n\"name[D]\",\"x\n");
+        let e = read_csv(&f.path).unwrap_err().to_string();
+        assert!(e.contains("late.csv") && e.contains("line 5:"), "{e}");
         let f = TempFile::new("hdr.csv", "meaning,text\nx,y\n");
         let e = read_csv(&f.path).unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("no `mr` column"), "{e}");

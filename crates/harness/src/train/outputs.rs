@@ -24,6 +24,9 @@ pub(super) struct RunFacts {
     budget_accountant: Option<&'static str>,
     steps: u64,
     planned_steps: u64,
+    /// Set when δ ≥ 1/n (the run was allowed by `privacy.allow_large_delta`): ε at such a δ says little.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delta_warning: Option<String>,
 }
 
 impl RunFacts {
@@ -38,6 +41,7 @@ impl RunFacts {
             budget_accountant: dp.map(|d| d.accountant.name()),
             steps: done,
             planned_steps: state.steps,
+            delta_warning: dp.and_then(|d| d.large_delta.clone()),
         }
     }
 }

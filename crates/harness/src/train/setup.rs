@@ -33,6 +33,8 @@ pub(crate) struct Dp {
     /// The accountant that calibrated σ and enforces the budget.
     pub accountant: AccountantKind,
     pub budget: Option<Budget>,
+    /// The warning when δ ≥ 1/n (trained only with `privacy.allow_large_delta: true`).
+    pub large_delta: Option<String>,
 }
 
 /// What the loop carries from step to step.
@@ -288,8 +290,16 @@ pub(crate) fn resolve_dp(
         .into());
     }
     let delta = p.delta.unwrap_or_else(|| default_delta(n as u64));
-    if let Some(w) = delta_warning(delta, n as u64) {
-        log::warn!("{w}");
+    let large_delta = delta_warning(delta, n as u64);
+    match &large_delta {
+        Some(w) if !p.allow_large_delta => {
+            return Err(BadInput(format!(
+                "privacy.delta: {w}. A guarantee at such a δ says little, so the run is refused: lower privacy.delta (or leave it out for n^-1.1), or set privacy.allow_large_delta: true to train anyway (privacy.json and summary.json then say so)"
+            ))
+            .into());
+        }
+        Some(w) => log::warn!("{w} (privacy.allow_large_delta: true; privacy.json and summary.json say so)"),
+        None => {}
     }
     let sigma = match p.noise().map_err(BadInput)? {
         NoiseLevel::Given(s) => s,
@@ -317,11 +327,61 @@ pub(crate) fn resolve_dp(
         NoiseSeedMode::Secure => NoiseSeed::Secure,
     });
     let budget = p.target_epsilon.map(|epsilon| Budget { epsilon, delta, accountant });
-    Ok(Dp { clipper, noise, sigma, delta, accountant, budget })
+    if let (Some(b), NoiseLevel::Given(_)) = (&budget, p.noise().map_err(BadInput)?) {
+        check_budget_fits(b, sigma, sampling, steps)?;
+    }
+    Ok(Dp { clipper, noise, sigma, delta, accountant, budget, large_delta })
+}
+
+/// A given σ with a budget: refused when not even the first step fits (the run would end after 0 steps
+/// with an untrained model); a warning naming the step the budget will stop at when the planned steps do
+/// not all fit.
+fn check_budget_fits(b: &Budget, sigma: f64, sampling: Sampling, steps: u64) -> Result<()> {
+    let accountants = Accountants::default();
+    let epsilon_after = |k: u64| -> Result<f64> {
+        let mut h = History::new();
+        h.push(dp_core::accounting::Event::new(sigma, sampling, k)?)?;
+        Ok(accountants.epsilon(b.accountant, &h, b.delta)?)
+    };
+    let first = epsilon_after(1)?;
+    if first > b.epsilon {
+        return Err(BadInput(format!(
+            "privacy.noise_multiplier = {sigma} with privacy.target_epsilon = {}: one step already costs ε = {first:.4} ({}, δ = {:e}, q = {}), so no step fits the budget; raise noise_multiplier, or leave it out to calibrate σ to the target",
+            b.epsilon,
+            b.accountant.name(),
+            b.delta,
+            sampling.sample_rate()
+        ))
+        .into());
+    }
+    if epsilon_after(steps)? > b.epsilon {
+        // The last step that fits: ε grows with the steps, so bisect on [1, steps).
+        let (mut fits, mut over) = (1, steps);
+        while over - fits > 1 {
+            let mid = fits + (over - fits) / 2;
+            if epsilon_after(mid)? <= b.epsilon {
+                fits = mid;
+            } else {
+                over = mid;
+            }
+        }
+        log::warn!(
+            "privacy.target_epsilon = {} with σ = {sigma}: the budget allows {fits} of the {steps} planned steps; the run will stop there (status stopped_at_budget)",
+            b.epsilon
+        );
+    }
+    Ok(())
 }
 
 pub(crate) fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimizer> {
     let o = &config.optimization;
+    if o.warmup_steps > steps {
+        return Err(BadInput(format!(
+            "optimization.warmup_steps = {} exceeds the run's {steps} steps: the learning rate would never reach optimization.learning_rate; lower warmup_steps",
+            o.warmup_steps
+        ))
+        .into());
+    }
     let kind = match o.optimizer {
         OptimizerName::Sgd => OptimizerKind::Sgd { momentum: o.momentum },
         OptimizerName::Adamw => OptimizerKind::AdamW { weight_decay: o.weight_decay },
