@@ -737,4 +737,3 @@ mod tests {
         assert!(err.to_string().contains("expected cpu, cuda, cuda:N"), "{err}");
     }
 }
-

@@ -8,7 +8,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use crate::exit::BadInput;
 
@@ -28,15 +28,20 @@ impl FolderLock {
         if dir.exists() && !dir.is_dir() {
             return Err(BadInput(format!("--out {} is a file; give a folder", dir.display())).into());
         }
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            BadInput(format!(
+                "--out {}: cannot create the folder ({e}); give a folder dpft can write to",
+                dir.display()
+            ))
+        })?;
         let path = dir.join(FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| {
+                BadInput(format!(
+                    "--out {}: cannot write in the folder ({e}); give a folder dpft can write to",
+                    dir.display()
+                ))
+            })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {

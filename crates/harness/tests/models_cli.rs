@@ -25,8 +25,18 @@ fn score_matches_transformers_log_probabilities() {
     let dir = root.join("gpt2-tied");
     let r = common::read(&dir.join("reference.safetensors"));
     let text = "The cat sat on the mat."; // SENTENCES[0] of tiny_models.py, the reference's first row
-    let out =
-        dpft(&["--device", "cpu", "score", "--model", dir.to_str().unwrap(), "--text", text, "--text", "Hi", "--json"]);
+    let out = dpft(&[
+        "--device",
+        "cpu",
+        "score",
+        "--model",
+        dir.to_str().unwrap(),
+        "--text",
+        text,
+        "--text",
+        "Hi there",
+        "--json",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let first = &json[0];

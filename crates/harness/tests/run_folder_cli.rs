@@ -195,3 +195,33 @@ fn a_latest_pointer_outside_the_run_folder_is_refused() {
     assert!(stderr(&o).contains("is a symbolic link"), "{}", stderr(&o));
     assert_eq!(std::fs::read(out.join("metrics.jsonl")).unwrap(), before, "nothing rewritten");
 }
+
+#[test]
+fn a_delta_of_at_least_one_over_n_trains_only_when_allowed_and_is_marked() {
+    let Some((data, cfg)) = setup("large-delta") else { return };
+    let results = tmp("large-delta-results");
+    let out = results.join("run");
+    let train = |extra: &[&str]| {
+        let args = [
+            &["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--set", "privacy.delta=0.1"][..],
+            extra,
+        ];
+        dpft_with(&data, &args.concat())
+    };
+    // n = 48: δ = 0.1 ≥ 1/48 permits releasing whole examples.
+    let o = train(&[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("allow_large_delta"), "{}", stderr(&o));
+    assert!(!out.join("metrics.jsonl").exists(), "refused before step 1");
+    let o = train(&["--set", "privacy.allow_large_delta=true"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for file in ["privacy.json", "summary.json"] {
+        let v = read_json(&out.join(file));
+        assert!(v["delta_warning"].as_str().is_some_and(|w| w.contains("1/n")), "{file}: {v}");
+    }
+    let o =
+        dpft_with(&data, &["report", results.to_str().unwrap(), "--out", tmp("large-delta-report").to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let said = stdout(&o) + &stderr(&o);
+    assert!(said.contains("δ ≥ 1/n") && said.contains("run"), "{said}");
+}

@@ -24,7 +24,9 @@ fn status(global: &GlobalArgs, as_json: bool) -> Result<()> {
         // A folder named on the command line that is not there is a typo; the default data/ of a fresh
         // checkout (or an environment's folder) may simply not be fetched yet: a warning names it.
         if data.source() == models::DataDirSource::Flag {
-            return Err(crate::exit::BadInput(format!("{what}; check the path, or create it and run `make data`")).into());
+            return Err(
+                crate::exit::BadInput(format!("{what}; check the path, or create it and run `make data`")).into()
+            );
         }
         log::warn!("{what}: every file is missing; `make data` fetches them");
     }

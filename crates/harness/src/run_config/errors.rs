@@ -18,6 +18,9 @@ pub fn deserialize_message(path: &Path, key: &str, inner: &str, tree: &Value, ov
     if matches!(key, "." | "?" | "") {
         return format!("{file}{blame}: {inner}");
     }
+    if let Some((name, names)) = unknown_variant(inner) {
+        return format!("{file}: {key} = {name}{blame}: needs one of {names}");
+    }
     let Some((got, expected)) = split_type_error(inner) else {
         return format!("{file}: {key}{blame}: {inner}");
     };
@@ -44,6 +47,14 @@ fn blame(key: &str, overrides: Overrides) -> String {
 fn split_type_error(inner: &str) -> Option<(&str, &str)> {
     let rest = inner.strip_prefix("invalid type: ").or_else(|| inner.strip_prefix("invalid value: "))?;
     rest.rsplit_once(", expected ")
+}
+
+/// ("shuffle", "`poisson` or `fixed_size`") out of serde's "unknown variant `shuffle`, expected `poisson`
+/// or `fixed_size`" (or "expected one of `a`, `b`, `c`").
+fn unknown_variant(inner: &str) -> Option<(&str, &str)> {
+    let rest = inner.strip_prefix("unknown variant `")?;
+    let (name, rest) = rest.split_once("`, expected ")?;
+    Some((name, rest.strip_prefix("one of ").unwrap_or(rest)))
 }
 
 enum Needs {
@@ -94,8 +105,8 @@ fn enum_names(tree: &Value, key: &str) -> Option<String> {
     *node = Value::String("\u{1}".into());
     let err = serde_norway::from_value::<super::RunConfig>(probe).err()?.to_string();
     // serde: "unknown variant `x`, expected `a`", "… expected `a` or `b`", "… expected one of `a`, `b`, `c`".
-    let names = err.split_once("unknown variant")?.1.split_once(", expected ")?.1;
-    let names = names.strip_prefix("one of ").unwrap_or(names);
+    let at = err.find("unknown variant `")?;
+    let names = unknown_variant(&err[at..])?.1;
     Some(names.split(" at line").next().unwrap_or(names).trim().to_string())
 }
 

@@ -5,8 +5,8 @@
 //! values are enums ([`choices`]), so a wrong value fails when the file is read, naming the key.
 
 pub mod choices;
-pub mod method;
 pub mod errors;
+pub mod method;
 
 use std::path::{Path, PathBuf};
 
@@ -354,7 +354,12 @@ pub fn apply_override(tree: &mut Value, assignment: &str) -> Result<(), BadInput
 pub fn load(path: &Path, overrides: &[String]) -> Result<RunConfig, BadInput> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("{}: cannot read the run config: {e}", path.display())))?;
-    let mut tree = parse_yaml(&text, path)?;
+    from_text(&text, path, overrides)
+}
+
+/// [`load`] on the text of `path`.
+pub fn from_text(text: &str, path: &Path, overrides: &[String]) -> Result<RunConfig, BadInput> {
+    let mut tree = parse_yaml(text, path)?;
     let mut origins = Vec::new();
     for o in overrides {
         apply_override(&mut tree, o)?;
@@ -423,7 +428,9 @@ impl OptimizationSection {
         match (self.epochs, self.steps) {
             (Some(_), Some(_)) => Err("optimization: give epochs or steps, not both".into()),
             (None, None) => Err("optimization: give epochs or steps".into()),
-            (Some(e), None) if !(e.is_finite() && e > 0.0) => Err(format!("optimization.epochs = {e} must be a finite number > 0")),
+            (Some(e), None) if !(e.is_finite() && e > 0.0) => {
+                Err(format!("optimization.epochs = {e} must be a finite number > 0"))
+            }
             (Some(e), None) => Ok(RunLength::Epochs(e)),
             (None, Some(0)) => Err("optimization.steps must be at least 1".into()),
             (None, Some(s)) => Ok(RunLength::Steps(s)),
@@ -518,11 +525,8 @@ privacy: {target_epsilon: 3, max_grad_norm: 0.1}
 ";
 
     fn parse(text: &str, sets: &[&str]) -> Result<RunConfig, String> {
-        let mut tree = parse_yaml(text, Path::new("x.yaml")).map_err(|e| e.0)?;
-        for s in sets {
-            apply_override(&mut tree, s).map_err(|e| e.0)?;
-        }
-        from_tree(tree, Path::new("x.yaml")).map_err(|e| e.0)
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        from_text(text, Path::new("x.yaml"), &sets).map_err(|e| e.0)
     }
 
     #[test]
@@ -543,6 +547,33 @@ privacy: {target_epsilon: 3, max_grad_norm: 0.1}
     }
 
     #[test]
+    fn type_errors_name_key_value_type_and_the_set_to_blame() {
+        let e = parse(BASE, &["optimization.learning_rate=fast"]).unwrap_err();
+        assert_eq!(
+            e,
+            "x.yaml: optimization.learning_rate = \"fast\" (from --set optimization.learning_rate=fast): needs a number (e.g. 1e-3)"
+        );
+        let e = parse(BASE, &["optimization=3"]).unwrap_err();
+        assert!(e.contains("optimization = 3 (from --set optimization=3): needs a mapping"), "{e}");
+        let e = parse(BASE, &["privacy.noise_seed=123"]).unwrap_err();
+        assert!(e.contains("privacy.noise_seed = 123") && e.contains("`secure` or `fixed`"), "{e}");
+        let e = parse(BASE, &["privacy.max_grad_norm=inf"]).unwrap_err();
+        assert!(e.contains("needs a finite number"), "{e}");
+        let e = parse(&BASE.replace("max_grad_norm: 0.1", "max_grad_norm: .inf"), &[]).unwrap_err();
+        assert!(e.contains("privacy.max_grad_norm = inf must be a finite number > 0") && !e.contains("--set"), "{e}");
+        let e = parse(BASE, &["optimization.steps=[1,2"]).unwrap_err();
+        assert!(e.starts_with("--set optimization.steps=[1,2: the value \"[1,2\" is malformed YAML"), "{e}");
+        let e = parse(&BASE.replace("learning_rate: 2e-3", "learning_rate: fast"), &[]).unwrap_err();
+        assert!(e.contains("optimization.learning_rate = \"fast\": needs a number") && !e.contains("--set"), "{e}");
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_read_and_an_empty_file_is_named() {
+        assert!(parse(&format!("\u{feff}{BASE}"), &[]).is_ok());
+        assert_eq!(parse(" \n", &[]).unwrap_err(), "x.yaml: the file is empty; expected a YAML mapping");
+    }
+
+    #[test]
     fn unknown_keys_and_bad_values_name_the_key() {
         let e = parse(BASE, &["optimization.learnig_rate=1"]).unwrap_err();
         assert!(e.contains("learnig_rate") && e.contains("x.yaml"), "{e}");
@@ -552,7 +583,7 @@ privacy: {target_epsilon: 3, max_grad_norm: 0.1}
         assert!(e.contains("max_grad_norm = -1"), "{e}");
         let e = parse(BASE, &["privacy.sampler=shuffle"]).unwrap_err();
         assert!(
-            e.contains("x.yaml: privacy.sampler: unknown variant `shuffle`, expected `poisson` or `fixed_size`"),
+            e.contains("x.yaml: privacy.sampler = shuffle (from --set privacy.sampler=shuffle): needs one of `poisson` or `fixed_size`"),
             "{e}"
         );
         let e = parse(BASE, &["optimization.schedule=cosine"]).unwrap_err();

@@ -95,15 +95,8 @@ pub fn read_csv(path: &Path) -> Result<Vec<GenExample>, TaskError> {
             malformed(path, format!("line {line}"), format!("not a CSV record: {e}"))
         })?;
         let line = record.position().map_or(0, |p| p.line());
-        // E2E rows have no line breaks: a field with one is an unclosed quote that swallowed the rows
-        // after it (they would silently become one example).
-        if let Some(field) = record.iter().find(|f| f.contains(['\n', '\r'])) {
-            let lines = field.lines().count();
-            return Err(malformed(
-                path,
-                format!("line {line}"),
-                format!("a field spans {lines} lines (an unclosed quote?); E2E rows are one line each: close the quote"),
-            ));
+        if let Some(m) = swallowed_rows(&record, mr_col) {
+            return Err(malformed(path, format!("line {line}"), m));
         }
         let (Some(mr), Some(reference)) = (record.get(mr_col), record.get(ref_col)) else {
             return Err(malformed(
@@ -123,6 +116,24 @@ pub fn read_csv(path: &Path) -> Result<Vec<GenExample>, TaskError> {
         examples.push(GenExample { source, target: reference.to_string() });
     }
     Ok(examples)
+}
+
+/// Why `record` looks like an unclosed quote that swallowed the rows after it (they would silently become
+/// part of one example): a line break in the `mr` field (a table is one line), or one in another field
+/// followed by something shaped like a table (`name[…`). The real training set has two references that
+/// span two lines inside closed quotes; those are kept as written.
+fn swallowed_rows(record: &csv::StringRecord, mr_col: usize) -> Option<String> {
+    for (i, field) in record.iter().enumerate() {
+        let mut continuation = field.lines().skip(1);
+        let looks_like_a_row = continuation.any(|l| l.trim_start_matches(['"', ' ']).starts_with("name["));
+        if (i == mr_col && field.contains(['\n', '\r'])) || looks_like_a_row {
+            let lines = field.lines().count();
+            return Some(format!(
+                "a field spans {lines} lines and takes in what look like the next rows (an unclosed quote?); close the quote"
+            ));
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -159,12 +170,18 @@ mod tests {
         let e = read_csv(&f.path).unwrap_err().to_string();
         assert!(e.contains("short.csv") && e.contains("line 3") && e.contains("1 fields"), "{e}");
         // An unclosed quote on line 3 would swallow line 4 into its field: refused, naming line 3.
-        let f = TempFile::new("quote.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\",\"open\n\"name[C]\",fine\n\"name[D]\",x\n");
+        let f =
+            TempFile::new("quote.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\",\"open\n\"name[C]\",fine\n\"name[D]\",x\n");
         let e = read_csv(&f.path).unwrap_err().to_string();
         assert!(e.contains("quote.csv") && e.contains("line 3:") && e.contains("unclosed quote"), "{e}");
-        let f = TempFile::new("late.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\",ok\n\"name[C]\",ok\n\"name[D]\",\"x\n");
+        let f = TempFile::new("late.csv", "mr,ref\n\"name[A]\",ok\n\"name[B]\",ok\n\"name[C]\",\"x\n\"name[D]\",y\n");
         let e = read_csv(&f.path).unwrap_err().to_string();
-        assert!(e.contains("late.csv") && e.contains("line 5:"), "{e}");
+        assert!(e.contains("late.csv") && e.contains("line 4:"), "{e}");
+        // A reference on two lines inside closed quotes (the real training set has two) is read as written.
+        let f = TempFile::new("two-lines.csv", "mr,ref\n\"name[A]\",\"one.\r\n  two\"\n\"name[B]\",ok\n");
+        let rows = read_csv(&f.path).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].target, "one.\r\n  two");
         let f = TempFile::new("hdr.csv", "meaning,text\nx,y\n");
         let e = read_csv(&f.path).unwrap_err().to_string();
         assert!(e.contains("line 1") && e.contains("no `mr` column"), "{e}");
