@@ -21,6 +21,9 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
             );
         }
     }
+    if !args.length_penalty.is_finite() {
+        return Err(BadInput(format!("--length-penalty {}: give a finite number", args.length_penalty)).into());
+    }
     let opts = load_options(global, args.model.dtype)?;
     let (model, tokenizer) = super::model_io::load_causal(&args.model, &opts)?;
     let config = GenerationConfig {
