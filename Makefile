@@ -54,7 +54,7 @@ test-python: ## Python cross-checks (python/tests) against the built dpft
 	cargo build --workspace --bins
 	cargo build -p metrics --example eval_gen
 	@mkdir -p target/test-logs
-	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q -rs -n 2 --dist loadfile python/tests 2>&1 | tee target/test-logs/python.log
+	DPFT_BIN=$(CURDIR)/target/debug/dpft $(PY) -m pytest -q -rs -n 2 --dist loadgroup python/tests 2>&1 | tee target/test-logs/python.log
 
 lint:
 	cargo fmt --all --check

@@ -20,3 +20,15 @@ def pytest_runtest_makereport(item, call):
     if "SKIPPED:" in reason:
         report.outcome = "failed"
         report.longrepr = f"required fixture missing (DPFT_REQUIRE_FIXTURES=1): {reason}"
+
+
+# Tests of one file share their module fixtures (a tiny model written by transformers, reference runs), so
+# each file runs on one xdist worker (`--dist loadgroup`), as `--dist loadfile` would; files of independent
+# CLI cases (SPREAD) are spread over the workers case by case.
+SPREAD = {"test_bad_inputs.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name not in SPREAD:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))

@@ -44,6 +44,8 @@ pub fn run(global: &GlobalArgs, args: &AuditArgs) -> Result<()> {
         positive_control: args.positive_control,
         noise_factor: args.sabotage_noise,
     };
+    // One writer per audit folder, as for run folders.
+    let _lock = args.out.as_deref().map(|d| crate::lock::FolderLock::acquire(d, "audit folder")).transpose()?;
     let result = crate::audit::run(&config, &objective, &audit, args.out.as_deref())?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&result)?);

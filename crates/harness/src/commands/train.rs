@@ -186,6 +186,15 @@ fn text_examples(
     Ok((blocks, eval, files))
 }
 
+/// What [`generation_data`] reads.
+struct GenerationData {
+    train: Vec<CausalExample>,
+    eval: Vec<CausalExample>,
+    segments: Vec<Segment>,
+    /// The file the training examples came from.
+    train_path: PathBuf,
+}
+
 /// E2E or DART: training examples (over-long ones dropped and counted), evaluation examples for the loss,
 /// and the evaluation tables with their references for generation.
 fn generation_data(
@@ -193,7 +202,7 @@ fn generation_data(
     task: TaskName,
     data: &models::DataDir,
     tokenizer: &TextTokenizer,
-) -> Result<(Vec<CausalExample>, Vec<CausalExample>, Vec<Segment>, PathBuf)> {
+) -> Result<GenerationData> {
     let bad = |e: crate::tasks::TaskError| anyhow::Error::new(BadInput(e.to_string()));
     let eval_split = config.task.eval_split;
     let featuriser = CausalFeaturiser::new(tokenizer).map_err(bad)?;
@@ -239,7 +248,7 @@ fn generation_data(
         segments
             .push(Segment { prompt: featuriser.prompt_ids(&s.source).map_err(bad)?, references: s.references.clone() });
     }
-    Ok((train, eval_examples.examples, segments, train_path))
+    Ok(GenerationData { train, eval: eval_examples.examples, segments, train_path })
 }
 
 pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
@@ -353,8 +362,8 @@ pub fn causal_objective(
             (train, eval, Vec::new(), files)
         }
         Some(task) => {
-            let (train, eval, segments, path) = generation_data(config, task, data, &tokenizer)?;
-            (train, eval, segments, vec![path])
+            let g = generation_data(config, task, data, &tokenizer)?;
+            (g.train, g.eval, g.segments, vec![g.train_path])
         }
     };
     // (E2E/DART were cut to max_*_examples while loading: the first k tables, all their references.)

@@ -280,7 +280,7 @@ impl SweepSpec {
                 self.exclude[i].iter().map(|(k, v)| format!("{k}: {}", run_config::to_yaml(v).trim())).collect();
             return Err(bad(
                 &self.path,
-                &format!(
+                format!(
                     "exclude[{i}] ({}) matches no run of the grid: check its values against the grid's (spelling, 3 vs 3.0)",
                     entry.join(", ")
                 ),
