@@ -46,6 +46,24 @@ pub fn attention_mask(
     Some(allowed.logical_or(&empty.logical_and(&own)))
 }
 
+/// The attention mask of one forward call of a causal model, `[B, 1, T, P + S + T]` or `None` for plain
+/// causal attention: queries at positions S … S+T−1 (S = `past` cached positions) see earlier keys, keys
+/// that `key_mask` `[B, S + T]` marks as padding are hidden, and every query sees all `prefix` prefix-tuning
+/// positions in front of the text's keys.
+pub fn call_mask(key_mask: Option<&Tensor>, t: i64, past: i64, prefix: i64, device: Device) -> Option<Tensor> {
+    let padded = key_mask.filter(|m| !bool::try_from(Tensor::ne(m, 0).all()).unwrap_or(false));
+    let text = match (padded, past, prefix) {
+        (None, 0, 0) => return None,
+        _ => attention_mask(padded, t, past + t, Some(past), device)?,
+    };
+    if prefix == 0 {
+        return Some(text);
+    }
+    let rows = text.size()[0];
+    let all = Tensor::ones([rows, 1, t, prefix], (Kind::Bool, device));
+    Some(Tensor::cat(&[&all, &text], 3))
+}
+
 /// softmax(q kᵀ · scale + mask) v with dropout probability `dropout` on the attention probabilities (0 in
 /// evaluation). q: `[B, H, Tq, h]`, k, v: `[B, H, Tk, h]`, mask from [`attention_mask`]; `causal` with no
 /// mask is the plain causal mask (Tq = Tk).

@@ -9,7 +9,8 @@
 use dp_core::engine::{Clipper, Tape};
 use tch::{Device, Kind, Tensor};
 
-use crate::gpt2::{causal_lm_losses, Gpt2LmHeadModel};
+use crate::causal::CausalModel;
+use crate::gpt2::causal_lm_losses;
 use crate::inputs::Inputs;
 use crate::ModelError;
 
@@ -49,12 +50,12 @@ pub fn causal_batch(batch: &[Vec<i64>], pad: i64, device: Device) -> (Tensor, Te
 
 /// Per-example losses `[B]` of the right-padded `batch` (dropout off).
 pub fn batch_losses(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalModel,
     batch: &[Vec<i64>],
     pad: i64,
     tape: &mut Tape,
 ) -> Result<Tensor, ModelError> {
-    let (ids, mask, labels) = causal_batch(batch, pad, model.wte.weight.device());
+    let (ids, mask, labels) = causal_batch(batch, pad, model.device());
     let logits = model.forward(Inputs::ids(&ids).with_mask(&mask), None, false, tape)?;
     causal_lm_losses(&logits, &labels)
 }
@@ -63,7 +64,7 @@ pub fn batch_losses(
 /// the fraction of the whole clipped sum's norm below which a tensor's difference is measured against
 /// that floor instead of its own norm (tensors whose exact gradient is zero are pure round-off).
 pub fn clip_check(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalModel,
     batch: &[Vec<i64>],
     pad: i64,
     clipper: &Clipper,

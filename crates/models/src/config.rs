@@ -166,6 +166,8 @@ pub enum ModelConfig {
     Gpt2(Gpt2Config),
     /// BERT or RoBERTa encoder.
     Bert(BertConfig),
+    /// Llama, Qwen2 or Mistral.
+    Llama(Box<crate::llama::LlamaConfig>),
 }
 
 /// Activations the models implement.
@@ -349,7 +351,8 @@ impl BertConfig {
 }
 
 impl ModelConfig {
-    /// Reads `config.json` and dispatches on `model_type` (`gpt2`, `bert`, `roberta`).
+    /// Reads `config.json` and dispatches on `model_type` (`gpt2`, `bert`, `roberta`, `llama`, `qwen2`,
+    /// `mistral`).
     pub fn from_file(path: &Path) -> Result<Self, ModelError> {
         let text = std::fs::read_to_string(path).map_err(|e| ModelError::Io { path: path.to_path_buf(), source: e })?;
         Self::from_json(&text, path)
@@ -363,6 +366,7 @@ impl ModelConfig {
         match model_type.as_str() {
             "gpt2" => Ok(Self::Gpt2(serde_json::from_value(value).map_err(bad)?)),
             "bert" | "roberta" => Ok(Self::Bert(serde_json::from_value(value).map_err(bad)?)),
+            "llama" | "qwen2" | "mistral" => Ok(Self::Llama(Box::new(serde_json::from_value(value).map_err(bad)?))),
             _ => Err(ModelError::UnknownModelType { path: path.to_path_buf(), model_type }),
         }
     }
@@ -372,6 +376,7 @@ impl ModelConfig {
         match self {
             Self::Gpt2(_) => "gpt2",
             Self::Bert(c) => &c.model_type,
+            Self::Llama(c) => &c.model_type,
         }
     }
 }

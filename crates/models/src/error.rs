@@ -41,7 +41,7 @@ pub enum ModelError {
         message: String,
     },
     /// A `model_type` this crate has no implementation of.
-    #[error("{}: model_type \"{model_type}\" is not supported; supported: gpt2, roberta, bert", path.display())]
+    #[error("{}: model_type \"{model_type}\" is not supported; supported: gpt2, llama, qwen2, mistral, roberta, bert", path.display())]
     UnknownModelType {
         /// The config file.
         path: PathBuf,

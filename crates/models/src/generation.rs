@@ -1,4 +1,4 @@
-//! Text generation with GPT-2: greedy search and beam search, batched (left padding), with a key/value
+//! Text generation with a causal LM (GPT-2, the Llama family): greedy search and beam search, batched (left padding), with a key/value
 //! cache; deterministic. The paper decodes E2E and DART with beam search (Li et al. 2022, App.: beam size
 //! 5, following prefix-tuning).
 //!
@@ -20,8 +20,9 @@
 use dp_core::engine::Tape;
 use tch::{Kind, Tensor};
 
-use crate::gpt2::{Gpt2LmHeadModel, KvCache};
+use crate::causal::CausalModel;
 use crate::inputs::Inputs;
+use crate::kv_cache::KvCache;
 use crate::ModelError;
 
 /// Settings of one generation call.
@@ -80,11 +81,11 @@ impl GenerationConfig {
 /// Generates a continuation of every prompt (token ids, none empty); returns the new tokens of each, EOS
 /// included when it was generated.
 pub fn generate(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalModel,
     prompts: &[Vec<i64>],
     config: &GenerationConfig,
 ) -> Result<Vec<Vec<i64>>, ModelError> {
-    config.check(model.config.vocab_size)?;
+    config.check(model.vocab_size())?;
     if let Some(i) = prompts.iter().position(Vec::is_empty) {
         return Err(ModelError::Invalid(format!(
             "prompt {} is empty: GPT-2 needs at least one token to continue",
@@ -97,7 +98,7 @@ pub fn generate(
         return Err(ModelError::Invalid(format!(
             "the longest prompt ({longest} tokens) plus max_new_tokens ({}) exceeds the {room} positions the model has for text (n_positions = {}, prefix {})",
             config.max_new_tokens,
-            model.config.n_positions,
+            model.max_positions(),
             model.prefix_length()
         )));
     }
@@ -141,7 +142,7 @@ fn positions_from_mask(mask: &Tensor) -> Tensor {
 /// Incremental decoding state shared by greedy and beam search: the attention mask and position ids of
 /// the rows so far, and the key/value cache.
 struct Decoder<'m> {
-    model: &'m Gpt2LmHeadModel,
+    model: &'m dyn CausalModel,
     mask: Tensor,
     positions: Tensor,
     cache: KvCache,
@@ -150,12 +151,12 @@ struct Decoder<'m> {
 impl<'m> Decoder<'m> {
     /// Runs the left-padded prompts (each repeated `repeat` times); returns the decoder and the logits.
     fn start(
-        model: &'m Gpt2LmHeadModel,
+        model: &'m dyn CausalModel,
         prompts: &[Vec<i64>],
         repeat: usize,
         pad: i64,
     ) -> Result<(Self, Tensor), ModelError> {
-        let (ids, mask, _) = left_pad(prompts, repeat, pad, model.wte.weight.device());
+        let (ids, mask, _) = left_pad(prompts, repeat, pad, model.device());
         let positions = positions_from_mask(&mask);
         let mut decoder = Self { model, mask, positions, cache: KvCache::default() };
         let logits = decoder.forward(&ids)?;
@@ -196,7 +197,7 @@ fn process(scores: Tensor, generated: usize, config: &GenerationConfig) -> Tenso
 }
 
 fn greedy(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalModel,
     prompts: &[Vec<i64>],
     config: &GenerationConfig,
 ) -> Result<Vec<Vec<i64>>, ModelError> {
@@ -246,18 +247,18 @@ fn top_k(values: &[f32], k: usize) -> Vec<usize> {
 }
 
 fn beam_search(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalModel,
     prompts: &[Vec<i64>],
     config: &GenerationConfig,
 ) -> Result<Vec<Vec<i64>>, ModelError> {
-    let device = model.wte.weight.device();
+    let device = model.device();
     let k = config.num_beams;
     let keep = 2 * k; // Hugging Face: max(2, 1 + number of EOS ids) · k, with one EOS id
     let b = prompts.len();
     let pad = config.eos_token_id.unwrap_or(0);
     let lp = config.length_penalty as f32;
     let (mut decoder, mut logits) = Decoder::start(model, prompts, k, pad)?;
-    let v = model.config.vocab_size;
+    let v = model.vocab_size();
     // Running beams per prompt (beam 0 starts alone: the others at −1e9), finished slots per prompt.
     let mut running: Vec<Vec<Hypothesis>> = (0..b)
         .map(|_| {

@@ -12,9 +12,11 @@
 use dp_core::engine::{DpLayer, Embedding, LayerNorm, Linear, Tape, WeightLayout};
 use tch::{Kind, Tensor};
 
-use crate::attention::{attend, attention_mask, merge_heads, split_heads};
+use crate::attention::{attend, call_mask, merge_heads, split_heads};
+use crate::causal::{CausalMethod, CausalModel};
 use crate::config::{Activation, Gpt2Config};
 use crate::inputs::Inputs;
+pub use crate::kv_cache::KvCache;
 use crate::prefix::Prefix;
 use crate::rgp::Rgp;
 use crate::tokenizer::TextTokenizer;
@@ -75,35 +77,6 @@ fn project(layer: &Linear, rgp: Option<&Rgp>, x: &Tensor, tape: &mut Tape) -> Te
     match rgp {
         Some(r) => r.forward(layer, x, tape),
         None => layer.forward(x, tape),
-    }
-}
-
-/// Key/value cache for incremental decoding: per block, keys and values `[B, H, S, h]` of the S positions
-/// seen so far.
-#[derive(Debug, Default)]
-pub struct KvCache {
-    layers: Vec<(Tensor, Tensor)>,
-    /// Prefix-tuning positions stored in front of the text's (not counted by [`len`](Self::len)).
-    prefix: i64,
-}
-
-impl KvCache {
-    /// Text positions cached (a prefix's positions are not counted).
-    pub fn len(&self) -> i64 {
-        self.layers.first().map_or(0, |(k, _)| k.size()[2] - self.prefix)
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.layers.is_empty()
-    }
-
-    /// Keeps rows `index` `[B']` of the batch (beam search reordering).
-    pub fn reorder(&mut self, index: &Tensor) {
-        for (k, v) in &mut self.layers {
-            *k = k.index_select(0, index);
-            *v = v.index_select(0, index);
-        }
     }
 }
 
@@ -231,28 +204,9 @@ impl Gpt2LmHeadModel {
     /// `requires_grad`: take [`trainable`](Self::trainable) and build optimizers after this call.
     pub fn add_pad_token(&mut self, tokenizer: &mut TextTokenizer) -> Result<i64, ModelError> {
         let id = self.config.vocab_size;
-        if let Some(existing) = tokenizer.token_to_id("[PAD]") {
-            return Err(ModelError::Invalid(format!(
-                "the tokenizer already has [PAD] (id {existing}); it was added before"
-            )));
-        }
-        if tokenizer.vocab_size() != id {
-            return Err(ModelError::Invalid(format!(
-                "the tokenizer has {} ids but the model's vocab_size is {id}: the new [PAD] id would differ between them",
-                tokenizer.vocab_size()
-            )));
-        }
-        let got = tokenizer.add_special_token("[PAD]");
-        if got != id {
-            return Err(ModelError::Invalid(format!("the tokenizer gave [PAD] id {got}, the model expects {id}")));
-        }
-        let grow = |w: &Tensor| {
-            let trainable = w.requires_grad();
-            let w = w.detach();
-            Tensor::cat(&[&w, &w.mean_dim([0i64].as_slice(), true, None::<Kind>)], 0).set_requires_grad(trainable)
-        };
-        self.wte.weight = grow(&self.wte.weight);
-        self.lm_head.weight = if self.tied { self.wte.weight.shallow_clone() } else { grow(&self.lm_head.weight) };
+        let (wte, head) = grow_for_pad(tokenizer, id, &self.wte.weight, &self.lm_head.weight, self.tied)?;
+        self.wte.weight = wte;
+        self.lm_head.weight = head;
         self.config.vocab_size += 1;
         self.config.pad_token_id = Some(id);
         Ok(id)
@@ -399,22 +353,10 @@ impl Gpt2LmHeadModel {
                     .into(),
             ));
         }
-        let io = |e: std::io::Error| ModelError::Invalid(format!("writing {}: {e}", dir.display()));
-        let tmp = dir.with_extension("tmp");
-        crate::safe_fs::fresh_dir(&tmp).map_err(io)?;
         let mut config = self.config.clone();
         config.tie_word_embeddings = self.tied;
         let text = serde_json::to_string_pretty(&config).map_err(|e| ModelError::Invalid(e.to_string()))?;
-        std::fs::write(tmp.join("config.json"), text + "\n").map_err(io)?;
-        let tensors: Vec<(String, Tensor)> = self
-            .named_parameters()
-            .into_iter()
-            .filter(|(n, _)| !n.contains(".rgp_"))
-            .map(|(n, t)| (n, t.detach().to_device(tch::Device::Cpu).contiguous()))
-            .collect();
-        Tensor::write_safetensors(&tensors, tmp.join("model.safetensors"))?;
-        tokenizer.save(&tmp)?;
-        crate::safe_fs::replace_dir(&tmp, dir).map_err(io)
+        crate::loader::write_model_folder(dir, &text, &self.named_parameters(), tokenizer)
     }
 
     /// Positions left for text: n_positions less a prefix's.
@@ -500,16 +442,7 @@ impl Gpt2LmHeadModel {
         };
         let mut x = self.wte.forward(input_ids, tape) + self.wpe.forward(&positions, tape); // [B, T, d]
         x = x.dropout(self.config.embd_pdrop, train);
-        let mut mask = attention_mask_for(attention_mask, t, past + t, past, device);
-        if prefix_len > 0 {
-            // Every query sees every prefix position, in front of the text's keys.
-            let text = mask.unwrap_or_else(|| {
-                crate::attention::attention_mask(None, t, past + t, Some(past), device).expect("causal")
-            });
-            let rows = text.size()[0];
-            let all = Tensor::ones([rows, 1, t, prefix_len], (Kind::Bool, device));
-            mask = Some(Tensor::cat(&[&all, &text], 3));
-        }
+        let mask = call_mask(attention_mask, t, past, prefix_len, device);
         let heads = self.config.n_head;
         let head_dim = self.config.n_embd / heads;
         let scale = if self.config.scale_attn_weights { 1.0 / (head_dim as f64).sqrt() } else { 1.0 };
@@ -530,17 +463,9 @@ impl Gpt2LmHeadModel {
             }
             if let Some(c) = cache.as_deref_mut() {
                 if fresh {
-                    c.prefix = prefix_len;
+                    c.set_prefix(prefix_len);
                 }
-                if let Some((pk, pv)) = c.layers.get(i) {
-                    k = Tensor::cat(&[pk, &k], 2);
-                    v = Tensor::cat(&[pv, &v], 2);
-                }
-                if c.layers.len() > i {
-                    c.layers[i] = (k.shallow_clone(), v.shallow_clone());
-                } else {
-                    c.layers.push((k.shallow_clone(), v.shallow_clone()));
-                }
+                (k, v) = c.extend(i, k, v);
             }
             let p_attn = if train { self.config.attn_pdrop } else { 0.0 };
             let ctx = attend(&q, &k, &v, mask.as_ref(), true, scale, p_attn); // [B, H, T, h]
@@ -558,13 +483,144 @@ impl Gpt2LmHeadModel {
     }
 }
 
-/// The attention mask of one call: plain causal (None) when nothing is padded and nothing is cached.
-fn attention_mask_for(key_mask: Option<&Tensor>, tq: i64, tk: i64, past: i64, device: tch::Device) -> Option<Tensor> {
-    let padded = key_mask.filter(|m| !bool::try_from(Tensor::ne(m, 0).all()).unwrap_or(false));
-    if padded.is_none() && past == 0 {
-        return None;
+impl CausalModel for Gpt2LmHeadModel {
+    fn model_type(&self) -> &str {
+        "gpt2"
     }
-    attention_mask(padded, tq, tk, Some(past), device)
+
+    fn forward(
+        &self,
+        inputs: Inputs,
+        cache: Option<&mut KvCache>,
+        train: bool,
+        tape: &mut Tape,
+    ) -> Result<Tensor, ModelError> {
+        Gpt2LmHeadModel::forward(self, inputs, cache, train, tape)
+    }
+
+    fn vocab_size(&self) -> i64 {
+        self.config.vocab_size
+    }
+
+    fn max_positions(&self) -> i64 {
+        self.config.n_positions
+    }
+
+    fn prefix_length(&self) -> i64 {
+        Gpt2LmHeadModel::prefix_length(self)
+    }
+
+    fn eos_token_id(&self) -> Option<i64> {
+        self.config.eos_token_id
+    }
+
+    fn pad_token_id(&self) -> Option<i64> {
+        self.config.pad_token_id
+    }
+
+    fn device(&self) -> tch::Device {
+        self.wte.weight.device()
+    }
+
+    fn kind(&self) -> Kind {
+        self.wte.weight.kind()
+    }
+
+    fn hidden_size(&self) -> i64 {
+        self.config.n_embd
+    }
+
+    fn layers(&self) -> Vec<&dyn DpLayer> {
+        Gpt2LmHeadModel::layers(self)
+    }
+
+    fn updated_parameters(&self) -> Vec<(String, Tensor)> {
+        Gpt2LmHeadModel::updated_parameters(self)
+    }
+
+    fn reconstruct_gradients(&self, grads: Vec<(String, Tensor)>) -> Result<Vec<(String, Tensor)>, ModelError> {
+        Gpt2LmHeadModel::reconstruct_gradients(self, grads)
+    }
+
+    fn prepare_step(&self) {
+        Gpt2LmHeadModel::prepare_step(self)
+    }
+
+    fn is_tied(&self) -> bool {
+        self.tied
+    }
+
+    fn untie_lm_head(&mut self) {
+        Gpt2LmHeadModel::untie_lm_head(self)
+    }
+
+    fn add_pad_token(&mut self, tokenizer: &mut TextTokenizer) -> Result<i64, ModelError> {
+        Gpt2LmHeadModel::add_pad_token(self, tokenizer)
+    }
+
+    fn apply_method(&mut self, method: &CausalMethod) -> Result<(), ModelError> {
+        match method {
+            CausalMethod::Full => Ok(()),
+            CausalMethod::TopK(k) => self.train_only_top_layers(*k),
+            CausalMethod::Lora { rank, alpha, targets } => {
+                if let Some(other) = targets.iter().find(|t| t.as_str() != "c_attn") {
+                    return Err(ModelError::Invalid(format!(
+                        "LoRA target {other:?}: GPT-2's LoRA adapts c_attn (the paper's; queries, keys and values in one matrix)"
+                    )));
+                }
+                self.add_lora(*rank, *alpha)
+            }
+            CausalMethod::Prefix { length, mid_dim } => self.add_prefix(*length, *mid_dim),
+            CausalMethod::Rgp(r) => self.add_rgp(*r),
+        }
+    }
+
+    fn save_pretrained(&self, dir: &std::path::Path, tokenizer: &TextTokenizer) -> Result<(), ModelError> {
+        Gpt2LmHeadModel::save_pretrained(self, dir, tokenizer)
+    }
+
+    fn as_gpt2(&self) -> Option<&Gpt2LmHeadModel> {
+        Some(self)
+    }
+
+    fn as_gpt2_mut(&mut self) -> Option<&mut Gpt2LmHeadModel> {
+        Some(self)
+    }
+}
+
+/// Adds `[PAD]` to `tokenizer` as id `id` (the model's vocabulary size, which the tokenizer's must equal)
+/// and returns the embedding and head grown by one row, the mean of the existing rows (the paper's
+/// recipe); a tied head is the grown embedding itself. The new tensors keep their `requires_grad`.
+pub(crate) fn grow_for_pad(
+    tokenizer: &mut TextTokenizer,
+    id: i64,
+    embedding: &Tensor,
+    head: &Tensor,
+    tied: bool,
+) -> Result<(Tensor, Tensor), ModelError> {
+    if let Some(existing) = tokenizer.token_to_id("[PAD]") {
+        return Err(ModelError::Invalid(format!(
+            "the tokenizer already has [PAD] (id {existing}); it was added before"
+        )));
+    }
+    if tokenizer.vocab_size() != id {
+        return Err(ModelError::Invalid(format!(
+            "the tokenizer has {} ids but the model's vocab_size is {id}: the new [PAD] id would differ between them",
+            tokenizer.vocab_size()
+        )));
+    }
+    let got = tokenizer.add_special_token("[PAD]");
+    if got != id {
+        return Err(ModelError::Invalid(format!("the tokenizer gave [PAD] id {got}, the model expects {id}")));
+    }
+    let grow = |w: &Tensor| {
+        let trainable = w.requires_grad();
+        let w = w.detach();
+        Tensor::cat(&[&w, &w.mean_dim([0i64].as_slice(), true, None::<Kind>)], 0).set_requires_grad(trainable)
+    };
+    let embedding = grow(embedding);
+    let head = if tied { embedding.shallow_clone() } else { grow(head) };
+    Ok((embedding, head))
 }
 
 /// Per-example causal-LM loss `[B]`: position t's logits predict `labels[t + 1]` (labels are the input

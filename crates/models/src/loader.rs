@@ -7,8 +7,10 @@ use dp_core::engine::check_ownership;
 use tch::{Device, Kind};
 
 use crate::bert::{EncoderModel, HeadKind};
+use crate::causal::CausalModel;
 use crate::config::ModelConfig;
 use crate::gpt2::Gpt2LmHeadModel;
+use crate::llama::LlamaForCausalLm;
 use crate::tokenizer::TextTokenizer;
 use crate::weights::Weights;
 use crate::ModelError;
@@ -94,6 +96,7 @@ fn weight_files(dir: &Path) -> Result<Vec<PathBuf>, ModelError> {
 fn base_prefix(config: &ModelConfig) -> &'static str {
     match config {
         ModelConfig::Gpt2(_) => "transformer",
+        ModelConfig::Llama(_) => "model",
         ModelConfig::Bert(c) if c.is_roberta() => "roberta",
         ModelConfig::Bert(_) => "bert",
     }
@@ -183,11 +186,13 @@ pub fn load_encoder_with_labels(
     Ok((model, tokenizer))
 }
 
-/// Either model family.
+/// Any model family.
 #[derive(Debug)]
 pub enum AnyModel {
     /// GPT-2.
     Gpt2(Box<Gpt2LmHeadModel>),
+    /// Llama, Qwen2 or Mistral.
+    Llama(Box<LlamaForCausalLm>),
     /// BERT/RoBERTa.
     Encoder(Box<EncoderModel>),
 }
@@ -228,6 +233,101 @@ pub fn from_model_config(
     let weights = Weights::random(base_prefix(&config), opts.kind, opts.device);
     Ok(match config {
         ModelConfig::Gpt2(c) => AnyModel::Gpt2(Box::new(Gpt2LmHeadModel::build(c, weights, path)?.0)),
+        ModelConfig::Llama(c) => AnyModel::Llama(Box::new(LlamaForCausalLm::build(*c, weights, path)?.0)),
         ModelConfig::Bert(c) => AnyModel::Encoder(Box::new(EncoderModel::build(c, weights, head, path)?.0)),
     })
+}
+
+impl AnyModel {
+    /// The model as a causal LM (GPT-2 or the Llama family), or `None` for an encoder.
+    pub fn as_causal(&self) -> Option<&dyn CausalModel> {
+        match self {
+            Self::Gpt2(m) => Some(m.as_ref()),
+            Self::Llama(m) => Some(m.as_ref()),
+            Self::Encoder(_) => None,
+        }
+    }
+
+    /// [`as_causal`](Self::as_causal), mutably.
+    pub fn as_causal_mut(&mut self) -> Option<&mut dyn CausalModel> {
+        match self {
+            Self::Gpt2(m) => Some(m.as_mut()),
+            Self::Llama(m) => Some(m.as_mut()),
+            Self::Encoder(_) => None,
+        }
+    }
+
+    /// The model as a causal LM (GPT-2 or the Llama family), or `None` for an encoder.
+    pub fn into_causal(self) -> Option<Box<dyn CausalModel>> {
+        match self {
+            Self::Gpt2(m) => Some(m),
+            Self::Llama(m) => Some(m),
+            Self::Encoder(_) => None,
+        }
+    }
+}
+
+/// A Llama, Qwen2 or Mistral model and its tokenizer from the folder `dir`.
+pub fn load_llama(dir: &Path, opts: &LoadOptions) -> Result<(LlamaForCausalLm, TextTokenizer), ModelError> {
+    let path = config_path(dir)?;
+    let config = ModelConfig::from_file(&path)?;
+    let ModelConfig::Llama(c) = &config else {
+        return Err(ModelError::Invalid(format!(
+            "{}: model_type \"{}\" is not of the Llama family (llama, qwen2, mistral)",
+            path.display(),
+            config.model_type()
+        )));
+    };
+    let tokenizer = TextTokenizer::from_dir(dir, &c.model_type)?;
+    let weights = weights_of(dir, &config, opts)?;
+    tokenizer.check_fits(c.vocab_size)?;
+    let (model, ignored) = LlamaForCausalLm::build(c.as_ref().clone(), weights, &path)?;
+    warn_loaded(dir, &ignored, &[]);
+    check_ownership(&model.layers(), &model.trainable())?;
+    Ok((model, tokenizer))
+}
+
+/// A causal LM of any family (`model_type` gpt2, llama, qwen2, mistral) and its tokenizer from the folder
+/// `dir`.
+pub fn load_causal(dir: &Path, opts: &LoadOptions) -> Result<(Box<dyn CausalModel>, TextTokenizer), ModelError> {
+    let path = config_path(dir)?;
+    let config = ModelConfig::from_file(&path)?;
+    match config {
+        ModelConfig::Gpt2(_) => {
+            let (m, t) = load_gpt2(dir, opts)?;
+            Ok((Box::new(m), t))
+        }
+        ModelConfig::Llama(_) => {
+            let (m, t) = load_llama(dir, opts)?;
+            Ok((Box::new(m), t))
+        }
+        ModelConfig::Bert(c) => Err(ModelError::Invalid(format!(
+            "{}: model_type \"{}\" is not a causal language model; this command needs GPT-2, Llama, Qwen2 or Mistral",
+            path.display(),
+            c.model_type
+        ))),
+    }
+}
+
+/// Writes a Hugging Face model folder `dir`: `config_json`, the `tensors` (RGP carriers left out: the
+/// weights hold their update) as model.safetensors, and the tokenizer; into a temporary folder renamed
+/// into place ([`crate::safe_fs`]).
+pub fn write_model_folder(
+    dir: &Path,
+    config_json: &str,
+    tensors: &[(String, tch::Tensor)],
+    tokenizer: &TextTokenizer,
+) -> Result<(), ModelError> {
+    let io = |e: std::io::Error| ModelError::Invalid(format!("writing {}: {e}", dir.display()));
+    let tmp = dir.with_extension("tmp");
+    crate::safe_fs::fresh_dir(&tmp).map_err(io)?;
+    std::fs::write(tmp.join("config.json"), format!("{config_json}\n")).map_err(io)?;
+    let tensors: Vec<(String, tch::Tensor)> = tensors
+        .iter()
+        .filter(|(n, _)| !n.contains(".rgp_"))
+        .map(|(n, t)| (n.clone(), t.detach().to_device(Device::Cpu).contiguous()))
+        .collect();
+    tch::Tensor::write_safetensors(&tensors, tmp.join("model.safetensors"))?;
+    tokenizer.save(&tmp)?;
+    crate::safe_fs::replace_dir(&tmp, dir).map_err(io)
 }

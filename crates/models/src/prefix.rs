@@ -62,6 +62,22 @@ impl Prefix {
         n_embd: i64,
         like: &Tensor,
     ) -> Result<Self, ModelError> {
+        Self::with_width(length, mid_dim, n_layer, n_head, n_embd, n_embd, like)
+    }
+
+    /// [`new`](Self::new) for a model whose keys and values are narrower than its hidden states
+    /// (grouped-query attention: `kv_heads` heads of total width `kv_width`): the prefix embeddings have
+    /// the hidden width `n_embd`, P has `2·n_layer·kv_width` columns.
+    pub fn with_width(
+        length: i64,
+        mid_dim: i64,
+        n_layer: i64,
+        kv_heads: i64,
+        n_embd: i64,
+        kv_width: i64,
+        like: &Tensor,
+    ) -> Result<Self, ModelError> {
+        let n_head = kv_heads;
         if length < 1 || mid_dim < 1 {
             return Err(ModelError::Invalid(format!("prefix length {length} and mid_dim {mid_dim} must both be ≥ 1")));
         }
@@ -69,7 +85,7 @@ impl Prefix {
         Ok(Self {
             wte: Embedding { name: "prefix.wte".into(), weight: wte.set_requires_grad(true), padding_idx: None },
             control_trans_0: torch_linear("prefix.control_trans.0".into(), n_embd, mid_dim, like),
-            control_trans_2: torch_linear("prefix.control_trans.2".into(), mid_dim, 2 * n_layer * n_embd, like),
+            control_trans_2: torch_linear("prefix.control_trans.2".into(), mid_dim, 2 * n_layer * kv_width, like),
             length,
             n_layer,
             n_head,

@@ -332,11 +332,11 @@ fn missing_and_misshaped_tensors_are_listed_together() {
 fn unknown_model_type_missing_tokenizer_and_pickle_only_are_refused() {
     let Some(src) = fixture("gpt2-tied") else { return };
     // Unknown model type.
-    let dir = variant("gpt2-tied", "llama", &["tokenizer.json"], |_| {}).unwrap();
-    let config = std::fs::read_to_string(src.join("config.json")).unwrap().replace("\"gpt2\"", "\"llama\"");
+    let dir = variant("gpt2-tied", "gemma", &["tokenizer.json"], |_| {}).unwrap();
+    let config = std::fs::read_to_string(src.join("config.json")).unwrap().replace("\"gpt2\"", "\"gemma\"");
     std::fs::write(dir.join("config.json"), config).unwrap();
     let msg = load_err(&dir).to_string();
-    assert!(msg.contains("model_type \"llama\" is not supported"), "{msg}");
+    assert!(msg.contains("model_type \"gemma\" is not supported"), "{msg}");
     // No tokenizer files.
     let dir = variant("gpt2-tied", "notok", &["config.json"], |_| {}).unwrap();
     let e = load_err(&dir);

@@ -27,7 +27,7 @@ pub mod tape;
 
 pub use clip::{ClipMode, ClipOutput, ClipStyle, Clipper};
 pub use keys::Key;
-pub use layers::{check_ownership, DpLayer, Embedding, Factor, LayerNorm, Linear, NormMethod, WeightLayout};
+pub use layers::{check_ownership, DpLayer, Embedding, Factor, LayerNorm, Linear, NormMethod, RmsNorm, WeightLayout};
 pub use noise::{GaussianNoise, NoiseSeed};
 pub use optimizer::{DpOptimizer, LrSchedule, OptimizerKind};
 pub use sampler::BatchSampler;

@@ -16,7 +16,9 @@ pub mod step;
 
 use std::path::Path;
 
-use models::{from_model_config, load_encoder_with_labels, load_gpt2, AnyModel, HeadKind, LoadOptions, ModelConfig};
+use models::{
+    from_model_config, load_encoder_with_labels, load_gpt2, load_llama, AnyModel, HeadKind, LoadOptions, ModelConfig,
+};
 
 use crate::exit::BadInput;
 
@@ -64,6 +66,7 @@ pub fn resolve_model(spec: &str, opts: &LoadOptions, seed: i64) -> anyhow::Resul
         }
         let model = match config {
             ModelConfig::Gpt2(_) => AnyModel::Gpt2(Box::new(load_gpt2(path, opts).map_err(to_input)?.0)),
+            ModelConfig::Llama(_) => AnyModel::Llama(Box::new(load_llama(path, opts).map_err(to_input)?.0)),
             ModelConfig::Bert(_) => AnyModel::Encoder(Box::new(
                 load_encoder_with_labels(path, head, Some(NUM_LABELS), opts).map_err(to_input)?.0,
             )),

@@ -72,9 +72,9 @@ impl Workload {
     pub fn new(model: AnyModel, batch: i64, seq_len: i64, seed: i64) -> Result<Self> {
         tch::manual_seed(seed);
         let (input_ids, labels) = match &model {
-            AnyModel::Gpt2(m) => {
-                let device = m.wte.weight.device();
-                let ids = Tensor::randint(m.config.vocab_size, [batch, seq_len], (Kind::Int64, device));
+            AnyModel::Gpt2(_) | AnyModel::Llama(_) => {
+                let m = model.as_causal().expect("a causal model");
+                let ids = Tensor::randint(m.vocab_size(), [batch, seq_len], (Kind::Int64, m.device()));
                 (ids.shallow_clone(), ids)
             }
             AnyModel::Encoder(m) => {
@@ -97,16 +97,18 @@ impl Workload {
 
     /// Trainable tensors.
     pub fn trainable(&self) -> Vec<(String, Tensor)> {
-        match &self.model {
-            AnyModel::Gpt2(m) => m.trainable(),
-            AnyModel::Encoder(m) => m.trainable(),
+        match (&self.model, self.model.as_causal()) {
+            (AnyModel::Encoder(m), _) => m.trainable(),
+            (_, Some(m)) => m.trainable(),
+            (_, None) => Vec::new(),
         }
     }
 
     /// Per-example losses `[B]` with dropout on, recording on `tape`.
     pub fn losses(&self, tape: &mut Tape) -> Result<Tensor> {
         Ok(match &self.model {
-            AnyModel::Gpt2(m) => {
+            AnyModel::Gpt2(_) | AnyModel::Llama(_) => {
+                let m = self.model.as_causal().expect("a causal model");
                 let logits = m.forward(Inputs::ids(&self.input_ids), None, true, tape)?;
                 causal_lm_losses(&logits, &self.labels)?
             }

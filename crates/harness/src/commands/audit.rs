@@ -34,7 +34,7 @@ pub fn run(global: &GlobalArgs, args: &AuditArgs) -> Result<()> {
             .into());
         }
         let key = crate::audit::audit_key(&config, "dpft/audit-input-canaries");
-        let vocab = objective.model.config.vocab_size;
+        let vocab = objective.model.vocab_size();
         objective.train.extend(crate::audit::input_canaries(args.canaries, args.canary_length, vocab, key));
     }
     let audit = AuditOptions {

@@ -48,7 +48,7 @@ fn check(args: &BenchArgs) -> Result<()> {
 /// Longest sequence the model takes.
 fn max_seq_len(model: &AnyModel) -> i64 {
     match model {
-        AnyModel::Gpt2(m) => m.text_positions(),
+        AnyModel::Gpt2(_) | AnyModel::Llama(_) => model.as_causal().map_or(0, |m| m.text_positions()),
         // RoBERTa numbers positions from pad_token_id + 1.
         AnyModel::Encoder(m) if m.config.is_roberta() => m.config.max_position_embeddings - m.config.pad_token_id - 1,
         AnyModel::Encoder(m) => m.config.max_position_embeddings,
@@ -60,7 +60,7 @@ fn max_seq_len(model: &AnyModel) -> i64 {
 fn check_step_fits(model: &AnyModel, batch: i64, seq_len: i64, opts: &models::LoadOptions) -> Result<()> {
     let (b, t) = (batch as u64, seq_len as u64);
     let elements = match model {
-        AnyModel::Gpt2(m) => [2, b, t, m.config.vocab_size as u64],
+        AnyModel::Gpt2(_) | AnyModel::Llama(_) => [2, b, t, model.as_causal().map_or(0, |m| m.vocab_size()) as u64],
         AnyModel::Encoder(m) => [m.config.num_hidden_layers as u64, b, t, m.config.hidden_size as u64],
     };
     let need = crate::memory_guard::tensor_bytes(&elements, opts.kind);
@@ -92,6 +92,7 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<()> {
     if args.untie_lm_head {
         match &mut resolved.model {
             AnyModel::Gpt2(m) => m.untie_lm_head(),
+            AnyModel::Llama(m) => m.untie_lm_head(),
             AnyModel::Encoder(_) => {
                 bail!(BadInput(
                     "--untie-lm-head applies to GPT-2 (an encoder's classification head is not tied)".into()
@@ -105,6 +106,7 @@ pub fn run(global: &GlobalArgs, args: &BenchArgs) -> Result<()> {
     }
     let stepper_model_tied = match &resolved.model {
         AnyModel::Gpt2(m) => Some(m.is_tied()),
+        AnyModel::Llama(m) => Some(m.is_tied()),
         AnyModel::Encoder(_) => None,
     };
     check_step_fits(&resolved.model, batch, args.seq_len, &opts)?;

@@ -4,7 +4,6 @@
 use anyhow::{bail, Context, Result};
 use dp_core::engine::{ClipMode, ClipStyle, Clipper, NormMethod};
 use models::clip_check::clip_check;
-use models::load_gpt2;
 use tch::{Kind, Tensor};
 
 use super::model_io::{input_error, load_options, read_lines};
@@ -35,7 +34,7 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
     }
     let texts = read_lines(&args.data, "text")?;
     let opts = load_options(global, args.dtype)?;
-    let (model, tokenizer) = load_gpt2(&args.model, &opts).map_err(input_error)?;
+    let (model, tokenizer) = models::load_causal(&args.model, &opts).map_err(input_error)?;
     let mut batch = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
         let ids = tokenizer.encode(text, false).map_err(input_error)?;
@@ -48,19 +47,19 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
             ))
             .into());
         }
-        if ids.len() as i64 > model.config.n_positions {
+        if ids.len() as i64 > model.max_positions() {
             return Err(BadInput(format!(
                 "{}:{}: {} tokens exceed the model's n_positions = {}",
                 args.data.display(),
                 i + 1,
                 ids.len(),
-                model.config.n_positions
+                model.max_positions()
             ))
             .into());
         }
         batch.push(ids);
     }
-    let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
+    let pad = model.pad_token_id().or(model.eos_token_id()).unwrap_or(0);
     let mode = match args.mode {
         ModeArg::Bk => ClipMode::Bk,
         ModeArg::Ghost => ClipMode::Ghost,
@@ -74,7 +73,7 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
         style: ClipStyle::Flat,
     };
     let (floor, tolerance) = if args.dtype == DtypeArg::F64 { (1e-6, 1e-9) } else { (1e-3, 1e-3) };
-    let check = clip_check(&model, &batch, pad, &clipper, floor).map_err(input_error)?;
+    let check = clip_check(model.as_ref(), &batch, pad, &clipper, floor).map_err(input_error)?;
     let passed = check.max_rel_diff_norms <= tolerance && check.max_rel_diff_grad <= tolerance;
     let c = args.max_grad_norm;
     let out = &check;

@@ -31,7 +31,7 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
         max_new_tokens: args.max_new_tokens,
         min_new_tokens: args.min_length,
         banned_token_ids: args.banned.clone(),
-        eos_token_id: args.eos_token_id.or(model.config.eos_token_id),
+        eos_token_id: args.eos_token_id.or(model.eos_token_id()),
         length_penalty: args.length_penalty,
         batch_size: args.batch_size,
     };
@@ -57,24 +57,24 @@ pub fn run(global: &GlobalArgs, args: &GenerateArgs) -> Result<()> {
     );
     // Every prompt must fit with its continuation before hours of decoding start.
     let longest = ids.iter().map(Vec::len).max().unwrap_or(0);
-    if (longest + config.max_new_tokens) as i64 > model.config.n_positions {
+    if (longest + config.max_new_tokens) as i64 > model.max_positions() {
         let line = ids.iter().position(|p| p.len() == longest).unwrap_or(0) + 1;
         return Err(BadInput(format!(
             "{}:{line}: the prompt has {longest} tokens; with --max-new-tokens {} that exceeds the model's n_positions = {}",
             args.input.display(),
             config.max_new_tokens,
-            model.config.n_positions
+            model.max_positions()
         ))
         .into());
     }
     // The first forward pass holds the logits of every prompt position of every beam of a batch.
     let rows = config.batch_size.min(ids.len()) as u64 * config.num_beams as u64;
-    let logits = crate::memory_guard::tensor_bytes(&[rows, longest as u64, model.config.vocab_size as u64], opts.kind);
+    let logits = crate::memory_guard::tensor_bytes(&[rows, longest as u64, model.vocab_size() as u64], opts.kind);
     let what = format!("decoding {rows} sequences (batch × beams) of {longest} prompt tokens");
     crate::memory_guard::check_fits(opts.device, logits, &what, "--num-beams or --batch-size")?;
     let mut lines = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(config.batch_size) {
-        for new in generate(&model, chunk, &config).map_err(input_error)? {
+        for new in generate(model.as_ref(), chunk, &config).map_err(input_error)? {
             let text = tokenizer.decode(&new, true).map_err(input_error)?;
             lines.push(text.replace(['\n', '\r'], " ").trim().to_string());
         }

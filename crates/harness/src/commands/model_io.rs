@@ -24,14 +24,18 @@ pub fn load_options(global: &GlobalArgs, dtype: DtypeArg) -> Result<LoadOptions>
     Ok(opts)
 }
 
-/// The GPT-2 of `--model`, with `--adapter` applied when given.
+/// The causal LM of `--model` (GPT-2, Llama, Qwen2, Mistral), with `--adapter` applied when given.
 pub fn load_causal(
     args: &crate::cli::ModelArgs,
     opts: &LoadOptions,
-) -> Result<(models::Gpt2LmHeadModel, models::TextTokenizer)> {
-    let (mut model, mut tokenizer) = models::load_gpt2(&args.model, opts).map_err(input_error)?;
+) -> Result<(Box<dyn models::CausalModel>, models::TextTokenizer)> {
+    let (mut model, mut tokenizer) = models::load_causal(&args.model, opts).map_err(input_error)?;
     if let Some(dir) = &args.adapter {
-        models::adapter::apply_adapter(&mut model, &mut tokenizer, dir).map_err(input_error)?;
+        let kind = model.model_type().to_string();
+        let gpt2 = model.as_gpt2_mut().ok_or_else(|| {
+            BadInput(format!("--adapter: adapter folders are read for GPT-2 models; --model is a {kind} model"))
+        })?;
+        models::adapter::apply_adapter(gpt2, &mut tokenizer, dir).map_err(input_error)?;
         log::info!("adapter {} applied to {}", dir.display(), args.model.display());
     }
     Ok((model, tokenizer))

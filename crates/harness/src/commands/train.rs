@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use models::{load_gpt2, Gpt2LmHeadModel, LoadOptions, TextTokenizer};
+use models::{CausalMethod, CausalModel, LoadOptions, TextTokenizer};
 use serde_json::{json, Value};
 use tch::Kind;
 
@@ -95,42 +95,40 @@ fn resolve(p: &Path, data: &models::DataDir) -> PathBuf {
     }
 }
 
+/// A random causal LM of the config file `path` (GPT-2 or the Llama family), seeded by `seed`.
+fn random_causal(path: &Path, opts: &LoadOptions, seed: i64) -> Result<Box<dyn CausalModel>> {
+    let any = models::from_config(path, models::HeadKind::MaskedLm, opts, seed).map_err(input_error)?;
+    any.into_causal().ok_or_else(|| {
+        BadInput(format!(
+            "{}: this task needs a causal LM (GPT-2, Llama, Qwen2, Mistral), not an encoder",
+            path.display()
+        ))
+        .into()
+    })
+}
+
 fn load_causal_model(
     config: &RunConfig,
     opts: &LoadOptions,
     data: &models::DataDir,
-) -> Result<(Gpt2LmHeadModel, TextTokenizer)> {
+) -> Result<(Box<dyn CausalModel>, TextTokenizer)> {
     let m = &config.model;
     let method = config.method.method();
     let source = m.source().map_err(BadInput)?;
+    let seed = config.optimization.seed as i64;
     let (mut model, mut tokenizer) = match source {
         // retrain: the folder's architecture and tokenizer, weights drawn afresh.
         ModelSource::Folder(dir) if method == Method::Retrain => {
             let dir = resolve(dir, data);
             let tokenizer = TextTokenizer::from_dir(&dir, "gpt2").map_err(input_error)?;
-            let seed = config.optimization.seed as i64;
-            let any = models::from_config(&dir.join("config.json"), models::HeadKind::MaskedLm, opts, seed)
-                .map_err(input_error)?;
-            let models::AnyModel::Gpt2(model) = any else {
-                return Err(BadInput(format!("{}: this task needs a GPT-2 model", dir.display())).into());
-            };
-            (*model, tokenizer)
+            (random_causal(&dir.join("config.json"), opts, seed)?, tokenizer)
         }
-        ModelSource::Folder(dir) => load_gpt2(&resolve(dir, data), opts).map_err(input_error)?,
+        ModelSource::Folder(dir) => models::load_causal(&resolve(dir, data), opts).map_err(input_error)?,
         ModelSource::Config { config: cfg, tokenizer: tok_dir } => {
             let tokenizer = TextTokenizer::from_dir(&resolve(tok_dir, data), "gpt2").map_err(input_error)?;
-            let any = models::from_config(
-                &resolve(cfg, data),
-                models::HeadKind::MaskedLm,
-                opts,
-                config.optimization.seed as i64,
-            )
-            .map_err(input_error)?;
-            let models::AnyModel::Gpt2(model) = any else {
-                return Err(BadInput(format!("model.config {}: this task needs a GPT-2 config", cfg.display())).into());
-            };
-            tokenizer.check_fits(model.config.vocab_size).map_err(input_error)?;
-            (*model, tokenizer)
+            let model = random_causal(&resolve(cfg, data), opts, seed)?;
+            tokenizer.check_fits(model.vocab_size()).map_err(input_error)?;
+            (model, tokenizer)
         }
     };
     if m.untie_lm_head {
@@ -140,12 +138,16 @@ fn load_causal_model(
         model.add_pad_token(&mut tokenizer).map_err(input_error)?;
     }
     // New parameters (LoRA factors, the prefix, RGP's power-iteration start) are drawn from the run's seed.
-    tch::manual_seed(config.optimization.seed as i64);
+    tch::manual_seed(seed);
     let applied = match method {
-        Method::Topk { top_k } => model.train_only_top_layers(top_k),
-        Method::Lora { rank, alpha } => model.add_lora(rank, alpha),
-        Method::Prefix { prefix_length, mid_dim } => model.add_prefix(prefix_length, mid_dim),
-        Method::Rgp { rank } => model.add_rgp(rank),
+        Method::Topk { top_k } => model.apply_method(&CausalMethod::TopK(top_k)),
+        Method::Lora { rank, alpha } => {
+            model.apply_method(&CausalMethod::Lora { rank, alpha, targets: config.method.target_modules.clone() })
+        }
+        Method::Prefix { prefix_length, mid_dim } => {
+            model.apply_method(&CausalMethod::Prefix { length: prefix_length, mid_dim })
+        }
+        Method::Rgp { rank } => model.apply_method(&CausalMethod::Rgp(rank)),
         Method::Full | Method::Retrain => Ok(()),
     };
     applied.map_err(|e| BadInput(format!("method ({}): {e}", config.method.name)))?;
@@ -280,7 +282,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             config.task.eval_split
         );
         crate::train::generation_eval::evaluate(
-            &objective.model,
+            objective.model.as_ref(),
             &objective.tokenizer,
             &segments,
             &config.generation,
@@ -294,7 +296,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
         // The trained model as a Hugging Face folder, for `dpft generate`/`score` and as the next run's
         // model.path (the mini reproduction fine-tunes its pretrained model this way).
         match config.method.name {
-            MethodName::Lora | MethodName::Prefix => save_adapter(&config, &objective.model, &out, &data)?,
+            MethodName::Lora | MethodName::Prefix => save_adapter(&config, objective.model.as_ref(), &out, &data)?,
             _ => {
                 objective.model.save_pretrained(&out.join("model"), &objective.tokenizer)?;
                 log::info!("model saved as a Hugging Face folder: {}", out.join("model").display());
@@ -310,7 +312,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
 /// evaluation's first decoding pass `[batch × beams, longest prompt, vocab]`.
 fn check_causal_fits(config: &RunConfig, objective: &CausalLm, segments: &[Segment], opts: &LoadOptions) -> Result<()> {
     use crate::memory_guard::{check_fits, tensor_bytes};
-    let vocab = objective.model.config.vocab_size as u64;
+    let vocab = objective.model.vocab_size() as u64;
     let (batch, length) = (config.optimization.physical_batch_size as u64, config.task.max_length as u64);
     check_fits(
         opts.device,
@@ -355,7 +357,7 @@ pub fn causal_objective(
 ) -> Result<(CausalLm, Vec<Segment>, Vec<PathBuf>)> {
     let paper_task = config.task.name.paper_task();
     let (model, tokenizer) = load_causal_model(config, opts, data)?;
-    let pad = model.config.pad_token_id.or(model.config.eos_token_id).unwrap_or(0);
+    let pad = model.pad_token_id().or(model.eos_token_id()).unwrap_or(0);
     let (mut train, mut eval, segments, train_files) = match paper_task {
         None => {
             let (train, eval, files) = text_examples(config, data.root(), &tokenizer)?;
@@ -379,10 +381,9 @@ pub fn causal_objective(
     let room = model.text_positions() as usize;
     let of_room = || match model.prefix_length() {
         0 => format!("the model's n_positions = {room}"),
-        p => format!(
-            "the {room} positions the model has for text (n_positions = {}, prefix {p})",
-            model.config.n_positions
-        ),
+        p => {
+            format!("the {room} positions the model has for text (n_positions = {}, prefix {p})", model.max_positions())
+        }
     };
     if config.task.max_length > room {
         return Err(BadInput(format!("task.max_length = {} exceeds {}", config.task.max_length, of_room())).into());
@@ -403,7 +404,15 @@ pub fn causal_objective(
 /// A LoRA or prefix run's trained tensors as a PEFT-layout adapter folder, OUT/adapter/, for the base folder
 /// of `model.path` (`dpft score/generate --model BASE --adapter OUT/adapter`). A run from `model.config`
 /// (random initialisation) has no base folder to refer to: its checkpoint keeps the tensors.
-fn save_adapter(config: &RunConfig, model: &Gpt2LmHeadModel, out: &Path, data: &models::DataDir) -> Result<()> {
+fn save_adapter(config: &RunConfig, model: &dyn CausalModel, out: &Path, data: &models::DataDir) -> Result<()> {
+    let Some(model) = model.as_gpt2() else {
+        log::warn!(
+            "method {}: PEFT adapter folders are written for GPT-2 only so far; this {} run's checkpoint holds its tensors (checkpoints/)",
+            config.method.name,
+            model.model_type()
+        );
+        return Ok(());
+    };
     let Some(base) = &config.model.path else {
         log::info!("method {}: no adapter/ folder (the run starts from model.config, not a base folder); the checkpoint holds its tensors", config.method.name);
         return Ok(());

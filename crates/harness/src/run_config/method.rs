@@ -33,6 +33,11 @@ pub struct MethodSection {
     /// Width of the prefix's MLP reparametrisation (default 512, the paper's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mid_dim: Option<i64>,
+    /// LoRA: the projections to adapt, by their short Hugging Face names (Llama family: any of q_proj,
+    /// k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj; default the paper's q_proj and v_proj;
+    /// GPT-2: c_attn).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_modules: Vec<String>,
 }
 
 fn full() -> MethodName {
@@ -41,7 +46,15 @@ fn full() -> MethodName {
 
 impl Default for MethodSection {
     fn default() -> Self {
-        Self { name: MethodName::Full, top_k: None, rank: None, alpha: None, prefix_length: None, mid_dim: None }
+        Self {
+            name: MethodName::Full,
+            top_k: None,
+            rank: None,
+            alpha: None,
+            prefix_length: None,
+            mid_dim: None,
+            target_modules: Vec::new(),
+        }
     }
 }
 
@@ -102,6 +115,7 @@ impl MethodSection {
             ("alpha", self.alpha.is_some(), &[Lora][..]),
             ("prefix_length", self.prefix_length.is_some(), &[Prefix][..]),
             ("mid_dim", self.mid_dim.is_some(), &[Prefix][..]),
+            ("target_modules", !self.target_modules.is_empty(), &[Lora][..]),
         ];
         for (key, present, methods) in given {
             if present && !methods.contains(&self.name) {

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use models::generation::{generate, GenerationConfig};
-use models::{Gpt2LmHeadModel, TextTokenizer};
+use models::{CausalModel, TextTokenizer};
 use serde_json::Value;
 
 use crate::run_config::GenerationSection;
@@ -33,7 +33,7 @@ pub fn newline_ids(tokenizer: &TextTokenizer) -> Vec<i64> {
 
 /// Generates for every segment, writes the files and scores them.
 pub fn evaluate(
-    model: &Gpt2LmHeadModel,
+    model: &dyn CausalModel,
     tokenizer: &TextTokenizer,
     segments: &[Segment],
     settings: &GenerationSection,
@@ -43,7 +43,7 @@ pub fn evaluate(
     if segments.is_empty() {
         return Ok(Value::Object(Default::default()));
     }
-    let eos = tokenizer.token_to_id("<|endoftext|>").or(model.config.eos_token_id);
+    let eos = tokenizer.token_to_id("<|endoftext|>").or(model.eos_token_id());
     let config = GenerationConfig {
         num_beams: settings.num_beams,
         max_new_tokens: settings.max_new_tokens,

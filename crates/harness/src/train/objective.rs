@@ -5,7 +5,7 @@
 use anyhow::Result;
 use dp_core::engine::{DpLayer, Tape};
 use models::clip_check::causal_batch;
-use models::{causal_lm_losses, Gpt2LmHeadModel, Inputs, TextTokenizer};
+use models::{causal_lm_losses, CausalModel, Inputs, TextTokenizer};
 use tch::{Kind, Tensor};
 
 use super::fingerprint::Fingerprint;
@@ -51,8 +51,8 @@ pub trait Objective {
 
 /// A causal LM on featurised examples (labels −100 where no loss is taken).
 pub struct CausalLm {
-    /// The model.
-    pub model: Gpt2LmHeadModel,
+    /// The model (GPT-2 or the Llama family).
+    pub model: Box<dyn CausalModel>,
     /// Its tokenizer.
     pub tokenizer: TextTokenizer,
     /// Training examples.
@@ -66,7 +66,7 @@ pub struct CausalLm {
 impl CausalLm {
     fn batch_losses(&self, examples: &[&CausalExample], train: bool, tape: &mut Tape) -> Result<Tensor> {
         let ids: Vec<Vec<i64>> = examples.iter().map(|e| e.input_ids.clone()).collect();
-        let device = self.model.wte.weight.device();
+        let device = self.model.device();
         let (input_ids, mask, _) = causal_batch(&ids, self.pad, device);
         let t = input_ids.size()[1] as usize;
         let labels: Vec<i64> = examples

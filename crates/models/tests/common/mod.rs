@@ -78,6 +78,38 @@ fn build_tiny_models() -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// The Llama-family fixture folder (`python/oracles/tiny_llama.py`: llama-tied, llama-untied, qwen2 with
+/// references), built on first use like [`tiny_models`].
+pub fn tiny_llamas() -> Option<&'static Path> {
+    static DIR: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match DIR.get_or_init(build_tiny_llamas) {
+        Ok(dir) => Some(dir.as_path()),
+        Err(reason) => models::fixtures::missing(reason),
+    }
+}
+
+fn build_tiny_llamas() -> Result<PathBuf, String> {
+    let tokenizers = tokenizers()?;
+    let script = workspace().join("python/oracles/tiny_llama.py");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("tiny-llama");
+    let stamp = out.join(".script");
+    let key = format!("{}\n{}", std::fs::read_to_string(&script).expect("read tiny_llama.py"), tokenizers.display());
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(key.as_str()) {
+        return Ok(out);
+    }
+    let status = Command::new(python())
+        .arg(&script)
+        .arg(&out)
+        .arg("--tokenizers")
+        .arg(&tokenizers)
+        .env("HF_HUB_OFFLINE", "1")
+        .status()
+        .expect("run python/oracles/tiny_llama.py");
+    assert!(status.success(), "python/oracles/tiny_llama.py failed ({status})");
+    std::fs::write(&stamp, key).expect("write stamp");
+    Ok(out)
+}
+
 /// Reads a safetensors file into (name → tensor).
 pub fn read(path: &Path) -> std::collections::HashMap<String, tch::Tensor> {
     tch::Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_iter().collect()

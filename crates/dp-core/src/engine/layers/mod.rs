@@ -4,10 +4,12 @@
 mod embedding;
 mod layer_norm;
 mod linear;
+mod rms_norm;
 
 pub use embedding::Embedding;
 pub use layer_norm::LayerNorm;
 pub use linear::{Linear, WeightLayout};
+pub use rms_norm::RmsNorm;
 
 use std::collections::HashMap;
 
