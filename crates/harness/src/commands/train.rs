@@ -405,14 +405,6 @@ pub fn causal_objective(
 /// of `model.path` (`dpft score/generate --model BASE --adapter OUT/adapter`). A run from `model.config`
 /// (random initialisation) has no base folder to refer to: its checkpoint keeps the tensors.
 fn save_adapter(config: &RunConfig, model: &dyn CausalModel, out: &Path, data: &models::DataDir) -> Result<()> {
-    let Some(model) = model.as_gpt2() else {
-        log::warn!(
-            "method {}: PEFT adapter folders are written for GPT-2 only so far; this {} run's checkpoint holds its tensors (checkpoints/)",
-            config.method.name,
-            model.model_type()
-        );
-        return Ok(());
-    };
     let Some(base) = &config.model.path else {
         log::info!("method {}: no adapter/ folder (the run starts from model.config, not a base folder); the checkpoint holds its tensors", config.method.name);
         return Ok(());
@@ -424,8 +416,22 @@ fn save_adapter(config: &RunConfig, model: &dyn CausalModel, out: &Path, data: &
         untie_lm_head: config.model.untie_lm_head,
         add_pad_token: config.model.add_pad_token,
     };
-    models::adapter::save_adapter(model, &out.join("adapter"), &base_name, &prepared)?;
-    log::info!("adapter saved in PEFT's layout: {} (base {base_name})", out.join("adapter").display());
+    let dir = out.join("adapter");
+    match (model.as_gpt2(), model.as_llama()) {
+        (Some(gpt2), _) => models::adapter::save_adapter(gpt2, &dir, &base_name, &prepared)?,
+        (None, Some(llama)) if llama.prefix.is_none() => {
+            models::llama::adapter::save_adapter(llama, &dir, &base_name, &prepared)?
+        }
+        _ => {
+            log::warn!(
+                "method {}: no PEFT adapter folder for a {} model with this method yet; the run's checkpoint holds its tensors (checkpoints/)",
+                config.method.name,
+                model.model_type()
+            );
+            return Ok(());
+        }
+    }
+    log::info!("adapter saved in PEFT's layout: {} (base {base_name})", dir.display());
     Ok(())
 }
 

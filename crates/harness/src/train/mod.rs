@@ -82,6 +82,12 @@ pub fn train(
     // 1. Start, or resume from the last checkpoint (all its checks).
     let mut state = RunState::start_or_resume(config, objective, launch)?;
     let mut metrics = Metrics::open(out, state.start_step)?;
+    // With periodic evaluation, also before the first step: the curve starts at the model trained from.
+    if o.eval_every > 0 && state.start_step == 0 {
+        if let Some(l) = objective.eval_loss(o.physical_batch_size)? {
+            metrics.write(&json!({"step": 0, "eval": {"loss": l}}))?;
+        }
+    }
     let bar = progress_bar(state.steps, state.start_step);
     // 2. The steps.
     let mut stopped: Option<String> = None;

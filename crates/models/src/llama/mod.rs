@@ -12,6 +12,7 @@
 //! of the `num_key_value_heads` key/value heads serves `num_attention_heads / num_key_value_heads` query
 //! heads. Rotary positions: [`crate::rope`].
 
+pub mod adapter;
 pub mod config;
 
 use dp_core::engine::{DpLayer, Embedding, Linear, RmsNorm, Tape, WeightLayout};
@@ -534,6 +535,14 @@ impl CausalModel for LlamaForCausalLm {
 
     fn save_pretrained(&self, dir: &std::path::Path, tokenizer: &TextTokenizer) -> Result<(), ModelError> {
         LlamaForCausalLm::save_pretrained(self, dir, tokenizer)
+    }
+
+    fn as_llama(&self) -> Option<&LlamaForCausalLm> {
+        Some(self)
+    }
+
+    fn as_llama_mut(&mut self) -> Option<&mut LlamaForCausalLm> {
+        Some(self)
     }
 }
 

