@@ -1,7 +1,7 @@
 """Adapter folders against PEFT (the oracle, pinned in python/requirements.txt).
 
-Both directions, for LoRA and prefix-tuning on a tiny random GPT-2 written here with transformers (GPT-2's
-tokenizer from the data directory):
+Both directions, for LoRA and prefix-tuning on a tiny random GPT-2 and for LoRA (q_proj, v_proj) on a tiny
+random Llama, written here with transformers (GPT-2's tokenizer from the data directory):
 - PEFT writes an adapter (`save_pretrained`, LoRA B drawn non-zero); `dpft score --model BASE --adapter DIR`
   gives the per-token log-probabilities of PEFT's model on the same texts;
 - `dpft train` (method lora / prefix, one non-private step) writes OUT/adapter; PEFT loads it
@@ -45,6 +45,29 @@ def base(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def llama_base(tmp_path_factory):
+    """A tiny random Llama folder (grouped-query attention, tied embeddings) with GPT-2's tokenizer.json."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+    d = data_dir()
+    out = tmp_path_factory.mktemp("llama-base")
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=50257, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64,
+                         tie_word_embeddings=True, bos_token_id=50256, eos_token_id=50256)
+    LlamaForCausalLM(config).save_pretrained(out)
+    shutil.copy(d / "tokenizers" / "gpt2" / "tokenizer.json", out / "tokenizer.json")
+    return out
+
+
+# (family, method): GPT-2 takes LoRA on c_attn and prefix-tuning; the Llama family LoRA on q_proj and v_proj.
+CASES = [("gpt2", "lora"), ("gpt2", "prefix"), ("llama", "lora")]
+
+
+def family_base(request, family):
+    return request.getfixturevalue("base" if family == "gpt2" else "llama_base")
+
+
 def dpft_logprobs(base, adapter):
     p = subprocess.run([DPFT, "--device", "cpu", "score", "--model", str(base), "--adapter", str(adapter), "--json",
                         *sum((["--text", t] for t in TEXTS), [])], capture_output=True, text=True)
@@ -73,12 +96,19 @@ def assert_close(got, want):
         assert err <= TOL, f"log-probabilities differ by {err:.3e}"
 
 
-def peft_model(base, kind):
+def load_base(family, base):
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM
+    return (GPT2LMHeadModel if family == "gpt2" else LlamaForCausalLM).from_pretrained(base)
+
+
+def peft_model(family, base, kind):
     from peft import LoraConfig, PrefixTuningConfig, get_peft_model
-    from transformers import GPT2LMHeadModel
     torch.manual_seed(1)
-    model = GPT2LMHeadModel.from_pretrained(base)
-    if kind == "lora":
+    model = load_base(family, base)
+    if kind == "lora" and family == "llama":
+        cfg = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], lora_dropout=0.0,
+                         init_lora_weights=False, task_type="CAUSAL_LM")
+    elif kind == "lora":
         cfg = LoraConfig(r=2, lora_alpha=4, target_modules=["c_attn"], fan_in_fan_out=True, lora_dropout=0.0,
                          init_lora_weights=False, task_type="CAUSAL_LM")
     else:
@@ -87,18 +117,19 @@ def peft_model(base, kind):
     return get_peft_model(model, cfg)
 
 
-@pytest.mark.parametrize("kind", ["lora", "prefix"])
-def test_dpft_applies_adapters_peft_wrote(base, kind, tmp_path):
-    model = peft_model(base, kind)
+@pytest.mark.parametrize("family,kind", CASES)
+def test_dpft_applies_adapters_peft_wrote(request, family, kind, tmp_path):
+    base = family_base(request, family)
+    model = peft_model(family, base, kind)
     want = peft_logprobs(model, base)
     model.save_pretrained(tmp_path / "adapter")
     assert_close(dpft_logprobs(base, tmp_path / "adapter"), want)
 
 
-@pytest.mark.parametrize("kind", ["lora", "prefix"])
-def test_peft_loads_adapters_dpft_trained(base, kind, tmp_path):
+@pytest.mark.parametrize("family,kind", CASES)
+def test_peft_loads_adapters_dpft_trained(request, family, kind, tmp_path):
     from peft import PeftModel
-    from transformers import GPT2LMHeadModel
+    base = family_base(request, family)
     d = data_dir()
     cfg = tmp_path / "run.yaml"
     method = "{name: lora, rank: 2, alpha: 4}" if kind == "lora" else "{name: prefix, prefix_length: 3, mid_dim: 8}"
@@ -116,7 +147,7 @@ generation: {{num_beams: 1, max_new_tokens: 2, min_new_tokens: 1, meteor: false}
     adapter = out / "adapter"
     assert {f.name for f in adapter.iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
                                                     "dpft_base.json"}
-    model = PeftModel.from_pretrained(GPT2LMHeadModel.from_pretrained(base), adapter)
+    model = PeftModel.from_pretrained(load_base(family, base), adapter)
     assert_close(dpft_logprobs(base, adapter), peft_logprobs(model, base))
     # The adapter holds trained tensors and public settings only.
     text = (adapter / "adapter_config.json").read_text() + (adapter / "dpft_base.json").read_text()
