@@ -192,3 +192,54 @@ fn ten_private_lora_steps_lower_smollm2s_loss_on_e2e() {
     assert_eq!((first.0, last.0), (0, 10), "{evals:?}");
     assert!(last.1 < first.1, "ten private LoRA steps did not lower the loss: {evals:?}");
 }
+
+#[test]
+fn models_by_name_come_from_the_local_hugging_face_cache() {
+    let Some(model) = tiny("llama-untied") else { return };
+    // The cache layout transformers writes: blobs, a snapshot of links to them, refs naming the commit.
+    let home = tmp("hf-home");
+    let repo = home.join("hub/models--tiny-org--tiny-llama");
+    let commit = "0123456789abcdef0123456789abcdef01234567";
+    let (blobs, snapshot) = (repo.join("blobs"), repo.join("snapshots").join(commit));
+    std::fs::create_dir_all(&blobs).unwrap();
+    std::fs::create_dir_all(&snapshot).unwrap();
+    for (i, file) in ["config.json", "model.safetensors", "tokenizer.json"].iter().enumerate() {
+        std::fs::copy(model.join(file), blobs.join(format!("blob{i}"))).unwrap();
+        std::os::unix::fs::symlink(format!("../../blobs/blob{i}"), snapshot.join(file)).unwrap();
+    }
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    std::fs::write(repo.join("refs/v1"), commit).unwrap();
+    let with_home = |args: &[&str]| {
+        let data = models::DataDir::for_tests("e2e").unwrap();
+        support::command()
+            .args(["--device", "cpu", "--data-dir", data.root().to_str().unwrap()])
+            .args(args)
+            .env("HF_HOME", &home)
+            .env("OMP_NUM_THREADS", "1")
+            .env_remove("HF_HUB_CACHE")
+            .output()
+            .unwrap()
+    };
+    let score = |name: &str| with_home(&["score", "--model", name, "--text", "The cat sat on the mat.", "--json"]);
+    let by_path = dpft(&["score", "--model", model.to_str().unwrap(), "--text", "The cat sat on the mat.", "--json"]);
+    assert!(by_path.status.success(), "{}", stderr(&by_path));
+    for name in ["tiny-org/tiny-llama", "tiny-org/tiny-llama@v1", &format!("tiny-org/tiny-llama@{commit}")] {
+        let o = score(name);
+        assert!(o.status.success(), "{name}: {}", stderr(&o));
+        assert_eq!(o.stdout, by_path.stdout, "{name}: the cached snapshot is the same model");
+    }
+    let o = score("tiny-org/absent");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("models--tiny-org--absent") && stderr(&o).contains("HF_HOME"), "{}", stderr(&o));
+    // model.path in a run config, the same way.
+    let cfg = tmp("by-name.yaml");
+    std::fs::write(
+        &cfg,
+        e2e_config(Path::new("tiny-org/tiny-llama@v1"), "{name: full}", "").replace("steps: 3", "steps: 1"),
+    )
+    .unwrap();
+    let out = tmp("by-name-run");
+    let o = with_home(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap(), "--stop-after-steps", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}

@@ -23,6 +23,7 @@ pub mod error;
 pub mod fixtures;
 pub mod generation;
 pub mod gpt2;
+pub mod hub;
 pub mod inputs;
 pub mod kv_cache;
 pub mod llama;

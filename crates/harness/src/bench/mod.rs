@@ -50,7 +50,7 @@ pub fn resolve_model(spec: &str, opts: &LoadOptions, seed: i64) -> anyhow::Resul
     if let Some(config) = configs::builtin(spec) {
         return Ok(Resolved { model: random(config, Path::new(spec))?, weights: "random (built-in config)" });
     }
-    let path = Path::new(spec);
+    let path = &models::hub::resolve(Path::new(spec)).map_err(to_input)?;
     if path.is_file() {
         let config = ModelConfig::from_file(path).map_err(to_input)?;
         return Ok(Resolved { model: random(config, path)?, weights: "random (config file)" });

@@ -34,7 +34,8 @@ pub fn run(global: &GlobalArgs, args: &ClipCheckArgs) -> Result<()> {
     }
     let texts = read_lines(&args.data, "text")?;
     let opts = load_options(global, args.dtype)?;
-    let (model, tokenizer) = models::load_causal(&args.model, &opts).map_err(input_error)?;
+    let dir = models::hub::resolve(&args.model).map_err(input_error)?;
+    let (model, tokenizer) = models::load_causal(&dir, &opts).map_err(input_error)?;
     let mut batch = Vec::with_capacity(texts.len());
     for (i, text) in texts.iter().enumerate() {
         let ids = tokenizer.encode(text, false).map_err(input_error)?;

@@ -29,7 +29,8 @@ pub fn load_causal(
     args: &crate::cli::ModelArgs,
     opts: &LoadOptions,
 ) -> Result<(Box<dyn models::CausalModel>, models::TextTokenizer)> {
-    let (mut model, mut tokenizer) = models::load_causal(&args.model, opts).map_err(input_error)?;
+    let dir = models::hub::resolve(&args.model).map_err(input_error)?;
+    let (mut model, mut tokenizer) = models::load_causal(&dir, opts).map_err(input_error)?;
     if let Some(dir) = &args.adapter {
         if let Some(llama) = model.as_llama_mut() {
             models::llama::adapter::apply_adapter(llama, &mut tokenizer, dir).map_err(input_error)?;

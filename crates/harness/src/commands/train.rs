@@ -95,6 +95,13 @@ fn resolve(p: &Path, data: &models::DataDir) -> PathBuf {
     }
 }
 
+/// `model.path`: [`resolve`], then a model id (`ORG/NAME[@REVISION]`) that is not a folder here through the
+/// local Hugging Face cache ([`models::hub`]).
+fn resolve_model_dir(p: &Path, data: &models::DataDir) -> Result<PathBuf> {
+    let p = resolve(p, data);
+    models::hub::resolve(&p).map_err(|e| BadInput(format!("model.path: {e}")).into())
+}
+
 /// A random causal LM of the config file `path` (GPT-2 or the Llama family), seeded by `seed`.
 fn random_causal(path: &Path, opts: &LoadOptions, seed: i64) -> Result<Box<dyn CausalModel>> {
     let any = models::from_config(path, models::HeadKind::MaskedLm, opts, seed).map_err(input_error)?;
@@ -119,11 +126,11 @@ fn load_causal_model(
     let (mut model, mut tokenizer) = match source {
         // retrain: the folder's architecture and tokenizer, weights drawn afresh.
         ModelSource::Folder(dir) if method == Method::Retrain => {
-            let dir = resolve(dir, data);
+            let dir = resolve_model_dir(dir, data)?;
             let tokenizer = TextTokenizer::from_dir(&dir, "gpt2").map_err(input_error)?;
             (random_causal(&dir.join("config.json"), opts, seed)?, tokenizer)
         }
-        ModelSource::Folder(dir) => models::load_causal(&resolve(dir, data), opts).map_err(input_error)?,
+        ModelSource::Folder(dir) => models::load_causal(&resolve_model_dir(dir, data)?, opts).map_err(input_error)?,
         ModelSource::Config { config: cfg, tokenizer: tok_dir } => {
             let tokenizer = TextTokenizer::from_dir(&resolve(tok_dir, data), "gpt2").map_err(input_error)?;
             let model = random_causal(&resolve(cfg, data), opts, seed)?;
@@ -409,7 +416,7 @@ fn save_adapter(config: &RunConfig, model: &dyn CausalModel, out: &Path, data: &
         log::info!("method {}: no adapter/ folder (the run starts from model.config, not a base folder); the checkpoint holds its tensors", config.method.name);
         return Ok(());
     };
-    let base = resolve(base, data);
+    let base = resolve_model_dir(base, data)?;
     let base = base.canonicalize().unwrap_or(base);
     let base_name = base.to_string_lossy();
     let prepared = models::adapter::AdapterBase {
@@ -493,7 +500,7 @@ fn run_classification(
     use crate::train::objective::{PairClassifier, PromptMlm};
     let bad = |e: crate::tasks::TaskError| anyhow::Error::new(BadInput(e.to_string()));
     let dir = match &config.model.path {
-        Some(p) => resolve(p, data),
+        Some(p) => resolve_model_dir(p, data)?,
         None => return Err(BadInput("classification tasks need model.path (a RoBERTa or BERT folder)".into()).into()),
     };
     if matches!(config.method.name, MethodName::Prefix | MethodName::Rgp) {
