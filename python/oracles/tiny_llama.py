@@ -9,6 +9,7 @@ Writes, with transformers' `save_pretrained` (model.safetensors, F32) and GPT-2'
   OUT_DIR/llama-untied/   LlamaForCausalLM: head_dim 16 (q width 64 ≠ hidden 32), 4 / 4 heads, attention_bias and
                           mlp_bias, Llama 3 rope_scaling (factor 8, low 1, high 4, original 16), untied head
   OUT_DIR/qwen2/          Qwen2ForCausalLM: 4 query heads / 1 key-value head, q/k/v biases, untied head
+  OUT_DIR/mistral/        MistralForCausalLM: 4 / 2 heads, no sliding window, untied head
 
 All use initializer_range 0.3 (transformers' 0.02 makes tiny models nearly uniform, see tiny_models.py); after
 construction every bias and every RMSNorm weight gets N(0, 0.1²) noise from a seeded generator, so that a loader
@@ -65,6 +66,8 @@ MODELS = {
                                         "high_freq_factor": 4.0, "original_max_position_embeddings": 16})),
     "qwen2": (tf.Qwen2Config, tf.Qwen2ForCausalLM,
               dict(num_attention_heads=4, num_key_value_heads=1, tie_word_embeddings=False)),
+    "mistral": (tf.MistralConfig, tf.MistralForCausalLM,
+                dict(num_attention_heads=4, num_key_value_heads=2, sliding_window=None, tie_word_embeddings=False)),
 }
 
 

@@ -625,3 +625,42 @@ fn tied_embedding_and_lm_head_are_exact() {
     };
     assert!(matches!(per_layer.clip(&losses, &tape, &params), Err(EngineError::Invalid(_))));
 }
+
+/// RMSNorm (the Llama family's normalisation, γ only) between an embedding and a head, twice (so that the
+/// second norm's input depends on the first's γ), against the loop oracle in every mode and norm method.
+#[test]
+fn rms_norm_equals_the_per_example_oracle() {
+    use dp_core::engine::RmsNorm;
+    tch::manual_seed(11);
+    let rms = |name: &str| RmsNorm {
+        name: name.into(),
+        weight: (param(&[D], 0.2) + 1.0).detach().set_requires_grad(true),
+        eps: 1e-5,
+    };
+    let wte = Embedding { name: "embed_tokens".into(), weight: param(&[V, D], 0.5), padding_idx: None };
+    let (norm_1, up, norm_2) =
+        (rms("layers.0.input_layernorm"), linear("layers.0.mlp.up_proj", D, D, WeightLayout::OutIn), rms("norm"));
+    let head = linear("lm_head", D, V, WeightLayout::OutIn);
+    let losses = |ids: &Tensor, labels: &Tensor, tape: &mut Tape| {
+        let x = wte.forward(ids, tape);
+        let h = &x + up.forward(&norm_1.forward(&x, tape), tape).silu();
+        let logits = head.forward(&norm_2.forward(&h, tape), tape);
+        let (b, t) = (ids.size()[0], ids.size()[1]);
+        let nll = logits
+            .reshape([-1, V])
+            .cross_entropy_loss::<Tensor>(&labels.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
+            .reshape([b, t]);
+        let mask = labels.ne(-100).to_kind(Kind::Double);
+        nll.sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+            / mask.sum_dim_intlist([1i64].as_slice(), false, Kind::Double)
+    };
+    let mut params = Vec::new();
+    for l in [&norm_1 as &dyn dp_core::engine::DpLayer, &norm_2] {
+        params.extend(l.parameters());
+    }
+    for l in [&wte as &dyn dp_core::engine::DpLayer, &up, &head] {
+        params.extend(l.parameters());
+    }
+    let (ids, labels) = batch(4);
+    assert_every_mode_matches(&losses, &ids, &labels, &params, 0.5);
+}

@@ -1,5 +1,5 @@
 //! The Llama family (Llama with GQA, tied; Llama with head_dim ≠ d/H, biases and Llama 3 rope scaling,
-//! untied; Qwen2 with one key/value head and q/k/v biases) against Hugging Face transformers on tiny random
+//! untied; Qwen2 with one key/value head and q/k/v biases; Mistral without a sliding window) against Hugging Face transformers on tiny random
 //! checkpoints written by `python/oracles/tiny_llama.py`, and the engine on them against the per-example
 //! f64 loop for every method.
 //!
@@ -17,7 +17,7 @@ use models::generation::{generate, GenerationConfig};
 use models::{load_causal, CausalMethod, CausalModel, Inputs, LoadOptions};
 use tch::{Device, Kind, Tensor};
 
-const NAMES: [&str; 3] = ["llama-tied", "llama-untied", "qwen2"];
+const NAMES: [&str; 4] = ["llama-tied", "llama-untied", "qwen2", "mistral"];
 
 fn opts(kind: Kind) -> LoadOptions {
     LoadOptions { device: Device::Cpu, kind }
