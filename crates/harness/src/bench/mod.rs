@@ -50,7 +50,12 @@ pub fn resolve_model(spec: &str, opts: &LoadOptions, seed: i64) -> anyhow::Resul
     if let Some(config) = configs::builtin(spec) {
         return Ok(Resolved { model: random(config, Path::new(spec))?, weights: "random (built-in config)" });
     }
-    let path = &models::hub::resolve(Path::new(spec)).map_err(to_input)?;
+    let path = &models::hub::resolve(Path::new(spec)).map_err(|e| {
+        BadInput(format!(
+            "--model {spec}: not a built-in model ({}), a config.json file or a model folder; as a model id: {e}",
+            configs::NAMES.join(", ")
+        ))
+    })?;
     if path.is_file() {
         let config = ModelConfig::from_file(path).map_err(to_input)?;
         return Ok(Resolved { model: random(config, path)?, weights: "random (config file)" });
