@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
-use support::{stderr, stdout};
+use support::{read_json, stderr, stdout};
 
 fn dpft(args: &[&str]) -> Output {
     let data = models::DataDir::for_tests("e2e").expect("checked by the caller");
@@ -29,10 +29,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     p
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
 fn tiny(name: &str) -> Option<PathBuf> {

@@ -11,8 +11,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use serde_json::Value;
-use support::{stderr, stdout};
+use support::{read_json, stderr, stdout};
 
 fn dpft_with(data: &Path, args: &[&str]) -> Output {
     support::command()
@@ -29,10 +28,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_file(&p);
     std::fs::create_dir_all(p.parent().unwrap()).unwrap();
     p
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
 /// The data directory, the tiny GPT-2 and a 4-step private config (checkpoints every 2 steps) written to

@@ -7,6 +7,8 @@ mod common;
 
 mod support;
 
+use support::read_json;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -29,10 +31,6 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&p);
     std::fs::create_dir_all(&p).unwrap();
     p
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
 /// A tiny base config: `model` is a GPT-2 folder (any path for the expansion tests).

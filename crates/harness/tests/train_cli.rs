@@ -23,7 +23,7 @@ fn dpft(args: &[&str]) -> Output {
         .expect("run dpft")
 }
 
-use support::stderr;
+use support::{read_json, stderr};
 
 fn tmp(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_TARGET_TMPDIR")).join("train").join(name);
@@ -43,10 +43,6 @@ generation: {{num_beams: 2, max_new_tokens: 12, min_new_tokens: 2, meteor: false
 ",
         model.display()
     )
-}
-
-fn read_json(p: &Path) -> Value {
-    serde_json::from_str(&std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 
 fn setup() -> Option<PathBuf> {
