@@ -20,6 +20,7 @@ pub mod clip;
 pub mod keys;
 pub mod layers;
 pub mod noise;
+pub mod normal;
 pub mod optimizer;
 pub mod sampler;
 pub mod step;

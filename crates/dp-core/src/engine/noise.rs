@@ -2,87 +2,26 @@
 //! g̃ = (Σ_i c_i g_i + N(0, σ²C²·I)) / B, with B the *expected* batch size (q·n for Poisson sampling), not
 //! the realised one, so that the released mean does not depend on the batch size.
 //!
-//! Draws are made in Rust, not by libtorch: the ChaCha20 keystream (RustCrypto's `chacha20`, which picks
-//! its AVX2 code at run time) under a per-draw key — SHA-256 of (run noise key, step, parameter index)
-//! for a fixed seed ([`super::keys`]), 256 fresh bits from the OS otherwise — cut into chunks of 2^16 draws that
-//! are filled in parallel (`rayon`), chunk c from the keystream with nonce c (independent streams, so a
-//! chunk never reads another's words however many the ziggurat rejects). Each draw is `rand_distr`'s
-//! ziggurat N(0, 1) over 64-bit words of the keystream. This is reproducible from the seed regardless of
-//! thread count, independent of libtorch's global generator (which other code and parallel tests also
-//! use), and parallel where libtorch's CPU `normal_` is serial (the keystream's speed against
-//! `rand_chacha`, as measured: results/bench/notes.md). The tensor is then
-//! moved to the parameter's device: on CUDA too, the draws are this keystream's, copied to the device —
-//! libtorch's CUDA generator takes a 64-bit seed (no key could fill it without collisions between
-//! (step, parameter) pairs) and is global (reseeding it would also reset dropout's randomness); the copy
-//! costs one host-to-device transfer of the parameter's size per step. `Secure` draws a fresh 256-bit key
-//! from the OS for every call: no seed can reproduce the noise (the cost is one `getrandom` call per
-//! parameter tensor per step).
+//! Draws are made in Rust, not by libtorch ([`super::normal`]: the AES-256-CTR keystream and the
+//! ziggurat) under a per-draw key — SHA-256 of (run noise key, step, parameter index) for a
+//! fixed seed ([`super::keys`]), 256 fresh bits from the OS otherwise — in independent chunks of
+//! [`CHUNK`] draws filled in parallel (`rayon`). This is reproducible from the seed regardless of thread
+//! count, independent of libtorch's global generator (which other code and parallel tests also use), and
+//! parallel where libtorch's CPU `normal_` is serial. On the CPU each chunk's draws are added to the
+//! released tensor's slice while they are in cache: the noise never exists as a tensor of the parameter's
+//! size (tch gives no safe write access to a tensor's storage, so each chunk is copied once, from cache).
+//! On CUDA the draws are this keystream's too, made on the host and copied to the device — libtorch's
+//! CUDA generator takes a 64-bit seed (no key could fill it without collisions between (step, parameter)
+//! pairs) and is global (reseeding it would also reset dropout's randomness); the copy costs one
+//! host-to-device transfer of the parameter's size per step. `Secure` draws a fresh 256-bit key from the
+//! OS for every call: no seed can reproduce the noise (one `getrandom` call per parameter tensor per step).
 
-use chacha20::cipher::{KeyIvInit, StreamCipher};
-use chacha20::ChaCha20;
-use rand::{Rng, RngCore};
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use super::keys::Key;
+use super::normal::{self, Draw, CHUNK};
 use super::EngineError;
-
-const CHUNK: usize = 1 << 16;
-
-/// 64-bit words from one chunk's ChaCha20 keystream, for `rand_distr`'s samplers.
-/// (`rand_core`'s block-RNG wrappers would fit, but `chacha20` 0.9 no longer ships its `RngCore`.)
-struct Keystream {
-    cipher: ChaCha20,
-    buf: [u8; 4096],
-    pos: usize,
-}
-
-impl Keystream {
-    fn new(key: &[u8; 32], chunk: usize) -> Self {
-        let mut nonce = [0u8; 12];
-        nonce[..8].copy_from_slice(&(chunk as u64).to_le_bytes());
-        Self { cipher: ChaCha20::new(key.into(), &nonce.into()), buf: [0; 4096], pos: 4096 }
-    }
-
-    fn refill(&mut self) {
-        self.buf.fill(0);
-        self.cipher.apply_keystream(&mut self.buf);
-        self.pos = 0;
-    }
-}
-
-impl RngCore for Keystream {
-    fn next_u32(&mut self) -> u32 {
-        if self.pos + 4 > self.buf.len() {
-            self.refill();
-        }
-        let v = u32::from_le_bytes(self.buf[self.pos..self.pos + 4].try_into().expect("4 bytes"));
-        self.pos += 4;
-        v
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        if self.pos + 8 > self.buf.len() {
-            self.refill();
-        }
-        let v = u64::from_le_bytes(self.buf[self.pos..self.pos + 8].try_into().expect("8 bytes"));
-        self.pos += 8;
-        v
-    }
-
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        for chunk in dest.chunks_mut(8) {
-            let word = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
-        self.fill_bytes(dest);
-        Ok(())
-    }
-}
 
 /// Where the noise's randomness comes from.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -133,22 +72,32 @@ impl GaussianNoise {
         let key = self.draw_key(step, index);
         let n = like.numel();
         let t = if like.kind() == Kind::Double {
-            let mut v = vec![0f64; n];
-            v.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| {
-                let mut rng = Keystream::new(&key, c);
-                xs.iter_mut().for_each(|x| *x = rng.sample::<f64, _>(StandardNormal) * std)
-            });
-            Tensor::from_slice(&v)
+            Tensor::from_slice(&draws::<f64>(&key, n, std))
         } else {
-            let std = std as f32;
-            let mut v = vec![0f32; n];
-            v.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| {
-                let mut rng = Keystream::new(&key, c);
-                xs.iter_mut().for_each(|x| *x = rng.sample::<f32, _>(StandardNormal) * std)
-            });
-            Tensor::from_slice(&v)
+            Tensor::from_slice(&draws::<f32>(&key, n, std))
         };
         t.reshape(like.size()).to_device(like.device())
+    }
+
+    /// (g + N(0, std²)) / batch for a contiguous CPU f32/f64 `g`, chunk by chunk in parallel: each chunk of
+    /// g is copied to the output, the chunk's draws (those of [`sample`](Self::sample) with the same key)
+    /// added and the sum divided while it is in cache, so memory is read and written once and no tensor
+    /// of g's size holds the noise alone.
+    fn noisy_mean(&self, g: &Tensor, std: f64, batch: f64, step: u64, index: u64) -> Result<Tensor, EngineError> {
+        let key = self.draw_key(step, index);
+        let out = Tensor::f_empty(g.size(), (g.kind(), Device::Cpu))?;
+        let pairs: Vec<(Tensor, Tensor)> = g
+            .f_view([-1])?
+            .f_split(CHUNK as i64, 0)?
+            .into_iter()
+            .zip(out.f_view([-1])?.f_split(CHUNK as i64, 0)?)
+            .collect();
+        if g.kind() == Kind::Double {
+            noisy_chunks::<f64>(&key, pairs, std, batch)?
+        } else {
+            noisy_chunks::<f32>(&key, pairs, std, batch)?
+        }
+        Ok(out)
     }
 
     /// The released gradients: (Σ_i c_i g_i + N(0, σ²C²)) / expected_batch, per parameter.
@@ -174,18 +123,46 @@ impl GaussianNoise {
             return Err(EngineError::Invalid(format!("expected batch size = {expected_batch}: expected > 0")));
         }
         let std = noise_multiplier * max_grad_norm;
-        Ok(sums
-            .iter()
+        sums.iter()
             .enumerate()
             .map(|(i, (name, g))| {
-                // In place on the fresh noise tensor: no further temporaries of the parameter's size.
-                let mut out = if std > 0.0 { self.sample(g, std, step, i as u64) } else { g.zeros_like() };
-                let _ = out.g_add_(g);
-                let _ = out.g_div_scalar_(expected_batch);
-                (name.clone(), out)
+                let index = i as u64;
+                let out = if std == 0.0 {
+                    g.f_div_scalar(expected_batch)?
+                } else if g.device() == Device::Cpu && matches!(g.kind(), Kind::Float | Kind::Double) {
+                    self.noisy_mean(&g.f_contiguous()?, std, expected_batch, step, index)?
+                } else {
+                    // Other devices (and kinds): the same draws, copied to the device in one tensor.
+                    let mut out = self.sample(g, std, step, index);
+                    let _ = out.f_add_(g)?.f_div_scalar_(expected_batch)?;
+                    out
+                };
+                Ok((name.clone(), out))
             })
-            .collect())
+            .collect()
     }
+}
+
+/// `n` draws of scale `std` under `key`: chunk c is stream c.
+fn draws<T: Draw>(key: &Key, n: usize, std: f64) -> Vec<T> {
+    let mut v = vec![T::default(); n];
+    v.par_chunks_mut(CHUNK).enumerate().for_each(|(c, xs)| normal::fill(key, c as u64, std, xs));
+    v
+}
+
+/// Chunk c of the output = (chunk c of g + stream c's draws) / batch, in parallel, each task with a
+/// cache-sized buffer of its own.
+fn noisy_chunks<T: Draw>(key: &Key, pairs: Vec<(Tensor, Tensor)>, std: f64, batch: f64) -> Result<(), EngineError> {
+    pairs.into_par_iter().enumerate().try_for_each_init(
+        || vec![T::default(); CHUNK],
+        |buf, (c, (g, mut out))| {
+            let n = out.numel();
+            normal::fill(key, c as u64, std, &mut buf[..n]);
+            out.f_copy_(&g)?;
+            let _ = out.f_add_(&Tensor::from_slice(&buf[..n]))?.f_div_scalar_(batch)?;
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]
