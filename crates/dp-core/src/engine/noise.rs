@@ -79,19 +79,19 @@ impl GaussianNoise {
         t.reshape(like.size()).to_device(like.device())
     }
 
-    /// (g + N(0, std²)) / batch for a contiguous CPU f32/f64 `g`, chunk by chunk in parallel: each chunk of
-    /// g is copied to the output, the chunk's draws (those of [`sample`](Self::sample) with the same key)
-    /// added and the sum divided while it is in cache, so memory is read and written once and no tensor
-    /// of g's size holds the noise alone.
-    fn noisy_mean(&self, g: &Tensor, std: f64, batch: f64, step: u64, index: u64) -> Result<Tensor, EngineError> {
+    /// (g + N(0, std²)) / batch, chunk by chunk in parallel, for a contiguous CPU f32/f64 `g`: into a new
+    /// tensor (`in_place` false), or into g itself. Each chunk's draws (those of [`sample`](Self::sample)
+    /// with the same key) are added and the sum divided while it is in cache, so memory is read and
+    /// written once and no tensor of g's size holds the noise alone.
+    fn noisy_mean(&self, g: Tensor, std: f64, batch: f64, step: u64, index: u64, in_place: bool) -> Result<Tensor, EngineError> {
         let key = self.draw_key(step, index);
-        let out = Tensor::f_empty(g.size(), (g.kind(), Device::Cpu))?;
-        let pairs: Vec<(Tensor, Tensor)> = g
-            .f_view([-1])?
-            .f_split(CHUNK as i64, 0)?
-            .into_iter()
-            .zip(out.f_view([-1])?.f_split(CHUNK as i64, 0)?)
-            .collect();
+        let out = if in_place { g.shallow_clone() } else { Tensor::f_empty(g.size(), (g.kind(), Device::Cpu))? };
+        let sources = if in_place { None } else { Some(g.f_view([-1])?.f_split(CHUNK as i64, 0)?) };
+        let targets = out.f_view([-1])?.f_split(CHUNK as i64, 0)?;
+        let pairs: Vec<(Option<Tensor>, Tensor)> = match sources {
+            Some(s) => s.into_iter().map(Some).zip(targets).collect(),
+            None => targets.into_iter().map(|t| (None, t)).collect(),
+        };
         if g.kind() == Kind::Double {
             noisy_chunks::<f64>(&key, pairs, std, batch)?
         } else {
@@ -100,7 +100,8 @@ impl GaussianNoise {
         Ok(out)
     }
 
-    /// The released gradients: (Σ_i c_i g_i + N(0, σ²C²)) / expected_batch, per parameter.
+    /// The released gradients: (Σ_i c_i g_i + N(0, σ²C²)) / expected_batch, per parameter, as new tensors
+    /// (`sums` are left as they are).
     pub fn privatize(
         &self,
         sums: &[(String, Tensor)],
@@ -109,38 +110,71 @@ impl GaussianNoise {
         expected_batch: f64,
         step: u64,
     ) -> Result<Vec<(String, Tensor)>, EngineError> {
-        if !(noise_multiplier.is_finite() && noise_multiplier >= 0.0) {
-            return Err(EngineError::Invalid(format!(
-                "noise_multiplier = {noise_multiplier} is out of range: expected a finite value ≥ 0"
-            )));
-        }
-        if !(max_grad_norm.is_finite() && max_grad_norm > 0.0) && noise_multiplier > 0.0 {
-            return Err(EngineError::Invalid(format!(
-                "max_grad_norm = {max_grad_norm} with noise: expected a finite value > 0 (noise scales with it)"
-            )));
-        }
-        if !(expected_batch.is_finite() && expected_batch > 0.0) {
-            return Err(EngineError::Invalid(format!("expected batch size = {expected_batch}: expected > 0")));
-        }
-        let std = noise_multiplier * max_grad_norm;
+        let std = checked_std(noise_multiplier, max_grad_norm, expected_batch)?;
         sums.iter()
             .enumerate()
+            .map(|(i, (name, g))| Ok((name.clone(), self.release_one(g.shallow_clone(), std, expected_batch, step, i, false)?)))
+            .collect()
+    }
+
+    /// [`privatize`](Self::privatize) on sums the caller gives up ([`super::step::ClippedSum`]'s own
+    /// buffers): contiguous CPU sums are overwritten in place, so that the release needs no second buffer
+    /// of the model's size next to the sums (the step's peak memory; issue 20 part 2). A sum that is a
+    /// view (the broadcast zeros of an empty batch) or on another device is released into a new tensor.
+    pub(crate) fn privatize_owned(
+        &self,
+        sums: Vec<(String, Tensor)>,
+        noise_multiplier: f64,
+        max_grad_norm: f64,
+        expected_batch: f64,
+        step: u64,
+    ) -> Result<Vec<(String, Tensor)>, EngineError> {
+        let std = checked_std(noise_multiplier, max_grad_norm, expected_batch)?;
+        sums.into_iter()
+            .enumerate()
             .map(|(i, (name, g))| {
-                let index = i as u64;
-                let out = if std == 0.0 {
-                    g.f_div_scalar(expected_batch)?
-                } else if g.device() == Device::Cpu && matches!(g.kind(), Kind::Float | Kind::Double) {
-                    self.noisy_mean(&g.f_contiguous()?, std, expected_batch, step, index)?
-                } else {
-                    // Other devices (and kinds): the same draws, copied to the device in one tensor.
-                    let mut out = self.sample(g, std, step, index);
-                    let _ = out.f_add_(g)?.f_div_scalar_(expected_batch)?;
-                    out
-                };
-                Ok((name.clone(), out))
+                let in_place = g.is_contiguous();
+                Ok((name, self.release_one(g, std, expected_batch, step, i, in_place)?))
             })
             .collect()
     }
+
+    /// (g + N(0, std²)) / batch for parameter `index`.
+    fn release_one(&self, g: Tensor, std: f64, batch: f64, step: u64, index: usize, in_place: bool) -> Result<Tensor, EngineError> {
+        let index = index as u64;
+        Ok(if std == 0.0 {
+            g.f_div_scalar(batch)?
+        } else if g.device() == Device::Cpu && matches!(g.kind(), Kind::Float | Kind::Double) {
+            if g.is_contiguous() {
+                self.noisy_mean(g, std, batch, step, index, in_place)?
+            } else {
+                self.noisy_mean(g.f_contiguous()?, std, batch, step, index, true)?
+            }
+        } else {
+            // Other devices (and kinds): the same draws, copied to the device in one tensor.
+            let mut out = self.sample(&g, std, step, index);
+            let _ = out.f_add_(&g)?.f_div_scalar_(batch)?;
+            out
+        })
+    }
+}
+
+/// σC, after checking σ ≥ 0, C > 0 when there is noise, and B > 0 (all finite).
+fn checked_std(noise_multiplier: f64, max_grad_norm: f64, expected_batch: f64) -> Result<f64, EngineError> {
+    if !(noise_multiplier.is_finite() && noise_multiplier >= 0.0) {
+        return Err(EngineError::Invalid(format!(
+            "noise_multiplier = {noise_multiplier} is out of range: expected a finite value ≥ 0"
+        )));
+    }
+    if !(max_grad_norm.is_finite() && max_grad_norm > 0.0) && noise_multiplier > 0.0 {
+        return Err(EngineError::Invalid(format!(
+            "max_grad_norm = {max_grad_norm} with noise: expected a finite value > 0 (noise scales with it)"
+        )));
+    }
+    if !(expected_batch.is_finite() && expected_batch > 0.0) {
+        return Err(EngineError::Invalid(format!("expected batch size = {expected_batch}: expected > 0")));
+    }
+    Ok(noise_multiplier * max_grad_norm)
 }
 
 /// `n` draws of scale `std` under `key`: chunk c is stream c.
@@ -151,14 +185,16 @@ fn draws<T: Draw>(key: &Key, n: usize, std: f64) -> Vec<T> {
 }
 
 /// Chunk c of the output = (chunk c of g + stream c's draws) / batch, in parallel, each task with a
-/// cache-sized buffer of its own.
-fn noisy_chunks<T: Draw>(key: &Key, pairs: Vec<(Tensor, Tensor)>, std: f64, batch: f64) -> Result<(), EngineError> {
+/// cache-sized buffer of its own; without a source chunk the output chunk is g's (in place).
+fn noisy_chunks<T: Draw>(key: &Key, pairs: Vec<(Option<Tensor>, Tensor)>, std: f64, batch: f64) -> Result<(), EngineError> {
     pairs.into_par_iter().enumerate().try_for_each_init(
         || vec![T::default(); CHUNK],
         |buf, (c, (g, mut out))| {
             let n = out.numel();
             normal::fill(key, c as u64, std, &mut buf[..n]);
-            out.f_copy_(&g)?;
+            if let Some(g) = g {
+                out.f_copy_(&g)?;
+            }
             let _ = out.f_add_(&Tensor::from_slice(&buf[..n]))?.f_div_scalar_(batch)?;
             Ok(())
         },
@@ -203,6 +239,23 @@ mod tests {
         let (x, y) = (flat.narrow(0, 0, 100_000), flat.narrow(0, 100_000, 100_000));
         let corr = (&x * &y).mean(Kind::Double).double_value(&[]);
         assert!(corr.abs() < 5.0 / (100_000f64).sqrt(), "{corr}");
+    }
+
+    #[test]
+    fn the_in_place_release_equals_the_copying_one_and_takes_views() {
+        let noise = GaussianNoise::new(NoiseSeed::Fixed([2; 32]));
+        let g = Tensor::randn([70_001], (Kind::Float, Device::Cpu));
+        let copied = noise.privatize(&[("w".into(), g.shallow_clone())], 1.0, 0.5, 4.0, 3).unwrap();
+        let before = g.copy();
+        assert!(g.equal(&before), "privatize left its input alone");
+        let owned = noise.privatize_owned(vec![("w".into(), g.shallow_clone())], 1.0, 0.5, 4.0, 3).unwrap();
+        assert!(owned[0].1.equal(&copied[0].1));
+        assert!(!g.equal(&before), "the owned sum was overwritten, not copied");
+        // The broadcast zeros of an empty batch are a view: released into a new tensor.
+        let zeros = Tensor::zeros([], (Kind::Float, Device::Cpu)).expand([3, 5], true);
+        let out = noise.privatize_owned(vec![("w".into(), zeros)], 1.0, 0.5, 4.0, 3).unwrap();
+        let want = noise.sample(&Tensor::zeros([3, 5], (Kind::Float, Device::Cpu)), 0.5, 3, 0) / 4.0;
+        assert!(out[0].1.allclose(&want, 1e-7, 1e-7, false));
     }
 
     #[test]

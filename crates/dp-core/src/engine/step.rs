@@ -105,6 +105,11 @@ impl ClippedSum {
         &self.sums
     }
 
+    /// The accumulated sums, given up (the release overwrites them in place).
+    fn into_sums(self) -> Vec<(String, Tensor)> {
+        self.sums
+    }
+
     /// Diagnostics for clipping norm C and noise multiplier σ.
     pub fn diagnostics(&self, max_grad_norm: f64, noise_multiplier: f64) -> StepDiagnostics {
         let mut sorted = self.norms.clone();
@@ -141,10 +146,11 @@ pub struct Budget {
 
 /// Releases one logical batch: adds N(0, σ²C²), divides by the sampler's expected batch size, and appends
 /// the step's event (σ, the sampler's sampling) to `history`. With a `budget`, fails closed — before
-/// anything is released or recorded — when the step would take ε above it.
+/// anything is released or recorded — when the step would take ε above it. Takes the sums: they are
+/// overwritten by the release.
 #[allow(clippy::too_many_arguments)]
 pub fn release(
-    sum: &ClippedSum,
+    sum: ClippedSum,
     noise: &GaussianNoise,
     noise_multiplier: f64,
     max_grad_norm: f64,
@@ -172,7 +178,9 @@ pub fn release(
             });
         }
     }
-    let released = noise.privatize(sum.sums(), noise_multiplier, max_grad_norm, sampler.expected_batch_size(), step)?;
+    // The sums become the release in place: no second model-sized buffer at the step's peak.
+    let released =
+        noise.privatize_owned(sum.into_sums(), noise_multiplier, max_grad_norm, sampler.expected_batch_size(), step)?;
     *history = next;
     Ok(released)
 }

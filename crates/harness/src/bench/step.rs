@@ -209,7 +209,7 @@ impl Stepper {
                 let (sum, _) = clipped_sum(&clipper, &self.trainable, &batch, batch.len(), &mut losses)?;
                 laps.lap("backward");
                 let released = release(
-                    &sum,
+                    sum,
                     &self.noise,
                     self.dp.noise_multiplier,
                     self.dp.max_grad_norm,

@@ -67,7 +67,7 @@ pub(super) fn take_step(
             let accountants = Accountants::default();
             let budget = dp.budget.as_ref().map(|b| (b, &accountants));
             let released = release(
-                &sum,
+                sum,
                 &dp.noise,
                 dp.sigma,
                 dp.clipper.max_grad_norm,

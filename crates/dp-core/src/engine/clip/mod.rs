@@ -146,7 +146,7 @@ impl Clipper {
             grad_outputs.into_iter().map(|g| g.to_kind(accumulation_kind(g.kind()))).collect();
         let sq = SquaredNorms::compute(&plan, &grad_outputs, self.mode, self.norm_method)?;
         let factors = ClipFactors::compute(self.style, self.max_grad_norm, self.stability, &sq);
-        let sums = clipped_sum(self.mode, &plan, &grad_outputs, &sq, &factors, losses, trainable)?;
+        let sums = clipped_sum(self.mode, &plan, grad_outputs, &sq, &factors, losses, trainable)?;
         let grads = trainable.iter().map(|(n, _)| n.clone()).zip(sums).collect();
         Ok(ClipOutput { grads, norms: sq.norms(), factors: factors.reported })
     }

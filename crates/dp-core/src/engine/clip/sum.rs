@@ -12,12 +12,13 @@ use crate::engine::EngineError;
 
 /// Σ_i c_i ∇L_i for each trainable variable, in the plan's slot order, shaped like the variable.
 ///
-/// `grad_outputs` as in [`SquaredNorms::compute`]; `losses` `[B]` and `trainable` as given to the clipper
-/// (`ghost` differentiates Σ_i c_i L_i again, so its graph must still be alive).
+/// `grad_outputs` as in [`SquaredNorms::compute`], given up: `bk` drops each as soon as its record's
+/// weighted gradients are formed; `losses` `[B]` and `trainable` as given to the clipper (`ghost`
+/// differentiates Σ_i c_i L_i again, so its graph must still be alive).
 pub(crate) fn clipped_sum(
     mode: ClipMode,
     plan: &ClipPlan<'_>,
-    grad_outputs: &[Tensor],
+    grad_outputs: Vec<Tensor>,
     sq: &SquaredNorms,
     factors: &ClipFactors,
     losses: &Tensor,
@@ -25,21 +26,36 @@ pub(crate) fn clipped_sum(
 ) -> Result<Vec<Tensor>, EngineError> {
     let grads = match mode {
         ClipMode::Bk => bk_sum(plan, grad_outputs, factors),
-        ClipMode::Ghost => ghost_sum(factors, losses, trainable)?,
-        ClipMode::Naive => naive_sum(plan, sq, factors),
+        ClipMode::Ghost => {
+            drop(grad_outputs);
+            ghost_sum(factors, losses, trainable)?
+        }
+        ClipMode::Naive => {
+            drop(grad_outputs);
+            naive_sum(plan, sq, factors)
+        }
     };
     Ok(grads.into_iter().map(|g| g.detach()).collect())
 }
 
 /// Each record's Σ_i c_i ∇_i from its (input, output-gradient) pair; a tie sums its two owners' parts.
-fn bk_sum(plan: &ClipPlan<'_>, grad_outputs: &[Tensor], factors: &ClipFactors) -> Vec<Tensor> {
-    let weighted: Vec<Vec<Tensor>> = plan
-        .active
-        .iter()
-        .zip(grad_outputs)
-        .zip(&factors.per_record)
-        .map(|((a, g), f)| a.record.weighted_grads(g, f))
-        .collect();
+///
+/// What book-keeping holds, and why: every record's output gradient G `[B, T, d_out]` from the one
+/// backward pass, until the clipping factors are known — they need every record's norm, and G is the
+/// smallest form the weighted gradient Gᵀ·diag(c)·A can be formed from for any c (per-example gradients
+/// are `[B, d_out, d_in]`, larger whenever T < d_in). Here the records are taken largest G first (the
+/// head's logits gradient, 206 MB for GPT-2 small at 8 × 128) and each G is dropped as soon as its weighted
+/// gradients exist, so the clipped sum (the size of the model) grows while the Gs shrink, instead of both
+/// being held at once at the end.
+fn bk_sum(plan: &ClipPlan<'_>, grad_outputs: Vec<Tensor>, factors: &ClipFactors) -> Vec<Tensor> {
+    let mut order: Vec<usize> = (0..grad_outputs.len()).collect();
+    order.sort_by_key(|&a| std::cmp::Reverse(grad_outputs[a].numel()));
+    let mut grad_outputs: Vec<Option<Tensor>> = grad_outputs.into_iter().map(Some).collect();
+    let mut weighted: Vec<Vec<Tensor>> = (0..plan.active.len()).map(|_| Vec::new()).collect();
+    for a in order {
+        let g = grad_outputs[a].take().expect("each output gradient is used once");
+        weighted[a] = plan.active[a].record.weighted_grads(&g, &factors.per_record[a]);
+    }
     plan.slots
         .iter()
         .map(|owners| {
@@ -104,7 +120,7 @@ mod tests {
             let g = grads_to_outputs(&plan, &losses);
             let sq = SquaredNorms::compute(&plan, &g, mode, NormMethod::Auto).unwrap();
             let factors = ClipFactors { per_record: vec![f.shallow_clone()], reported: f.shallow_clone() };
-            let got = clipped_sum(mode, &plan, &g, &sq, &factors, &losses, &trainable).unwrap();
+            let got = clipped_sum(mode, &plan, g, &sq, &factors, &losses, &trainable).unwrap();
             assert_eq!(got.len(), 2);
             for (g, w) in got.iter().zip(&want) {
                 assert_eq!(g.size(), w.size());
