@@ -77,7 +77,9 @@ fn noise(c: &mut Criterion) {
     group.bench_function("before: chacha20 + ziggurat, Vec copied into a tensor", |b| {
         b.iter(|| baseline_sample(DRAWS as usize, 1.0, &[7; 32]))
     });
-    group.bench_function("now: aes-256-ctr + ziggurat, Vec copied into a tensor (sample)", |b| b.iter(|| fixed.sample(&g, 1.0, 1, 0)));
+    group.bench_function("now: aes-256-ctr + ziggurat, Vec copied into a tensor (sample)", |b| {
+        b.iter(|| fixed.sample(&g, 1.0, 1, 0))
+    });
     group.finish();
     let mut group = c.benchmark_group("privatize_124M_f32");
     group.sample_size(10);

@@ -393,7 +393,17 @@ fn release_records_the_sampler_event_and_stops_before_the_budget() {
     let mut history = History::new();
     let accountants = Accountants::default();
     let budget = Budget { epsilon: 3.0, delta: 1e-5, accountant: AccountantKind::Rdp };
-    let out = release(ClippedSum::zeros(&model.trainable()), &noise, 1.0, 0.5, &sampler, 1, &mut history, Some((&budget, &accountants))).unwrap();
+    let out = release(
+        ClippedSum::zeros(&model.trainable()),
+        &noise,
+        1.0,
+        0.5,
+        &sampler,
+        1,
+        &mut history,
+        Some((&budget, &accountants)),
+    )
+    .unwrap();
     assert_eq!(history.steps(), 1);
     assert_eq!(history.events()[0].sampling, Sampling::Poisson { sample_rate: 0.1 });
     assert_eq!(history.events()[0].noise_multiplier, 1.0);
@@ -403,12 +413,32 @@ fn release_records_the_sampler_event_and_stops_before_the_budget() {
     assert!((std - 0.05).abs() < 0.05 * 5.0 / (2.0 * all.numel() as f64).sqrt(), "{std}");
     // A step that would exceed the budget is refused and leaves the ledger unchanged.
     let tight = Budget { epsilon: 1e-3, ..budget };
-    let err = release(ClippedSum::zeros(&model.trainable()), &noise, 1.0, 0.5, &sampler, 2, &mut history, Some((&tight, &accountants))).unwrap_err();
+    let err = release(
+        ClippedSum::zeros(&model.trainable()),
+        &noise,
+        1.0,
+        0.5,
+        &sampler,
+        2,
+        &mut history,
+        Some((&tight, &accountants)),
+    )
+    .unwrap_err();
     assert!(matches!(err, EngineError::BudgetExceeded { step: 2, .. }), "{err}");
     assert_eq!(history.steps(), 1);
     // The CLT approximation may not enforce a budget.
     let gdp = Budget { accountant: AccountantKind::Gdp, ..budget };
-    let err = release(ClippedSum::zeros(&model.trainable()), &noise, 1.0, 0.5, &sampler, 2, &mut history, Some((&gdp, &accountants))).unwrap_err();
+    let err = release(
+        ClippedSum::zeros(&model.trainable()),
+        &noise,
+        1.0,
+        0.5,
+        &sampler,
+        2,
+        &mut history,
+        Some((&gdp, &accountants)),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("gdp"), "{err}");
     assert_eq!(history.steps(), 1);
 }

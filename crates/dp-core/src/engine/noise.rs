@@ -83,7 +83,15 @@ impl GaussianNoise {
     /// tensor (`in_place` false), or into g itself. Each chunk's draws (those of [`sample`](Self::sample)
     /// with the same key) are added and the sum divided while it is in cache, so memory is read and
     /// written once and no tensor of g's size holds the noise alone.
-    fn noisy_mean(&self, g: Tensor, std: f64, batch: f64, step: u64, index: u64, in_place: bool) -> Result<Tensor, EngineError> {
+    fn noisy_mean(
+        &self,
+        g: Tensor,
+        std: f64,
+        batch: f64,
+        step: u64,
+        index: u64,
+        in_place: bool,
+    ) -> Result<Tensor, EngineError> {
         let key = self.draw_key(step, index);
         let out = if in_place { g.shallow_clone() } else { Tensor::f_empty(g.size(), (g.kind(), Device::Cpu))? };
         let sources = if in_place { None } else { Some(g.f_view([-1])?.f_split(CHUNK as i64, 0)?) };
@@ -113,7 +121,9 @@ impl GaussianNoise {
         let std = checked_std(noise_multiplier, max_grad_norm, expected_batch)?;
         sums.iter()
             .enumerate()
-            .map(|(i, (name, g))| Ok((name.clone(), self.release_one(g.shallow_clone(), std, expected_batch, step, i, false)?)))
+            .map(|(i, (name, g))| {
+                Ok((name.clone(), self.release_one(g.shallow_clone(), std, expected_batch, step, i, false)?))
+            })
             .collect()
     }
 
@@ -140,7 +150,15 @@ impl GaussianNoise {
     }
 
     /// (g + N(0, std²)) / batch for parameter `index`.
-    fn release_one(&self, g: Tensor, std: f64, batch: f64, step: u64, index: usize, in_place: bool) -> Result<Tensor, EngineError> {
+    fn release_one(
+        &self,
+        g: Tensor,
+        std: f64,
+        batch: f64,
+        step: u64,
+        index: usize,
+        in_place: bool,
+    ) -> Result<Tensor, EngineError> {
         let index = index as u64;
         Ok(if std == 0.0 {
             g.f_div_scalar(batch)?
@@ -186,7 +204,12 @@ fn draws<T: Draw>(key: &Key, n: usize, std: f64) -> Vec<T> {
 
 /// Chunk c of the output = (chunk c of g + stream c's draws) / batch, in parallel, each task with a
 /// cache-sized buffer of its own; without a source chunk the output chunk is g's (in place).
-fn noisy_chunks<T: Draw>(key: &Key, pairs: Vec<(Option<Tensor>, Tensor)>, std: f64, batch: f64) -> Result<(), EngineError> {
+fn noisy_chunks<T: Draw>(
+    key: &Key,
+    pairs: Vec<(Option<Tensor>, Tensor)>,
+    std: f64,
+    batch: f64,
+) -> Result<(), EngineError> {
     pairs.into_par_iter().enumerate().try_for_each_init(
         || vec![T::default(); CHUNK],
         |buf, (c, (g, mut out))| {

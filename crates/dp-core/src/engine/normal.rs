@@ -123,7 +123,10 @@ mod tests {
         }
         let mut f32s = vec![0f32; 100];
         fill(&key, 4, 2.0, &mut f32s);
-        assert!(f32s.iter().zip(&long).all(|(a, b)| *a == 2.0 * (*b as f32)), "f32 draws are the f64 draws rounded, scaled");
+        assert!(
+            f32s.iter().zip(&long).all(|(a, b)| *a == 2.0 * (*b as f32)),
+            "f32 draws are the f64 draws rounded, scaled"
+        );
         let mut other = vec![0f64; 100];
         fill(&key, 5, 1.0, &mut other);
         assert_ne!(other[..], long[..100]);
@@ -138,7 +141,8 @@ mod tests {
         let mut block = aes::Block::default();
         Aes256::new(&key.into()).encrypt_block(&mut block);
         let mut words = Words::new(&key, 0);
-        let want = [u64::from_le_bytes(block[..8].try_into().unwrap()), u64::from_le_bytes(block[8..].try_into().unwrap())];
+        let want =
+            [u64::from_le_bytes(block[..8].try_into().unwrap()), u64::from_le_bytes(block[8..].try_into().unwrap())];
         assert_eq!([words.next_u64(), words.next_u64()], want);
     }
 }
