@@ -135,6 +135,16 @@ else
   say "SmolLM2-135M-Instruct folder at $smollm2"
 fi
 
+# Slurm for the Slurm backend's tests (python/tests/test_slurm.py runs a single-node cluster on localhost):
+# Debian's slurmctld, slurmd, slurm-client and munge (8 packages, ~13 MB), installed when missing and possible.
+if command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v sbatch >/dev/null && command -v munged >/dev/null; then
+  say "Slurm (slurmctld, slurmd, sbatch, munged): present"
+elif bash "$root/scripts/slurm-local.sh" install; then
+  say "Slurm installed (Debian packages slurmctld slurmd slurm-client munge)"
+else
+  say "warning: Slurm could not be installed here; the Slurm backend's tests will be skipped"
+fi
+
 torch_dir=$("$py" -c "import importlib.util, os; print(os.path.dirname(importlib.util.find_spec('torch').origin))")
 [ -f "$torch_dir/lib/libtorch_cpu.so" ] || { say "error: $torch_dir/lib/libtorch_cpu.so missing; remove $venv and rerun make setup"; exit 1; }
 if [ "$(readlink "$root/.libtorch" 2>/dev/null || true)" != "$torch_dir" ]; then

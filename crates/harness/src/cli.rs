@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use dp_core::DeviceSpec;
+
+pub use crate::sweep::store::Backend;
 use log::LevelFilter;
 
 /// Differentially private fine-tuning of language models (DP-Adam with ghost clipping and book-keeping;
@@ -333,6 +335,9 @@ pub struct TrainArgs {
     /// Continue the run in --out from its latest checkpoint (exactly: same batches, noise and dropout).
     #[arg(long)]
     pub resume: bool,
+    /// Continue the run in --out when it holds one, else start it: what a scheduler's (re)started task runs.
+    #[arg(long, conflicts_with = "resume")]
+    pub resume_or_start: bool,
     /// Testing aid: end the process right after step K, as a kill would (no final checkpoint or outputs).
     #[arg(long, hide = true, value_name = "K")]
     pub stop_after_steps: Option<u64>,
@@ -572,22 +577,74 @@ pub struct SweepArgs {
     /// Which of the file's profiles to run [default: the first it lists].
     #[arg(long)]
     pub profile: Option<String>,
-    /// Runs at a time [default: the number of visible GPUs when several, else 1]; on the CPU the cores are
-    /// split between them, with several GPUs each run gets one.
+    /// Where the runs run: child processes here (local), or one Slurm job array (slurm: one array task per
+    /// unfinished run, each `dpft train --resume-or-start`, so a requeued task continues from its checkpoint).
+    #[arg(long, value_enum, default_value_t = Backend::Local)]
+    pub backend: Backend,
+    /// Local: runs at a time [default: the number of visible GPUs when several, else 1]; on the CPU the cores
+    /// are split between them, with several GPUs each run gets one.
     #[arg(long, short = 'j')]
     pub jobs: Option<usize>,
-    /// Skip the finished runs of an earlier invocation and continue interrupted ones from their checkpoints.
+    /// Skip the finished runs of an earlier invocation and continue interrupted ones from their checkpoints
+    /// (slurm: submit a new job for the unfinished runs only).
     #[arg(long)]
     pub resume: bool,
     /// List the expanded runs (ids and values) after checking their configs, and run nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Print the sweep's state (sweep.json, refreshed from the run folders and, for a Slurm sweep, the
+    /// queue) and run nothing.
+    #[arg(long, conflicts_with_all = ["dry_run", "cancel", "resume"])]
+    pub status: bool,
+    /// Cancel the sweep's Slurm job (`scancel`: pending and running runs); `--resume` later submits the
+    /// unfinished runs again and running ones continue from their checkpoints.
+    #[arg(long, conflicts_with_all = ["dry_run", "resume"])]
+    pub cancel: bool,
     /// Output folder [default: results/<name>/<profile>].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Override a value in every run, e.g. --set optimization.steps=10 (repeatable; applied last).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub overrides: Vec<String>,
+    #[command(flatten)]
+    pub slurm: SlurmArgs,
+}
+
+/// The Slurm backend's options; each may also be given in the sweep file's `slurm:` block (same names with
+/// underscores: `gpus_per_run: 1`); the command line wins.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Slurm backend (--backend slurm)")]
+pub struct SlurmArgs {
+    /// Partition to submit to [default: the cluster's default].
+    #[arg(long, value_name = "P")]
+    pub partition: Option<String>,
+    /// Wall-time limit per run (sbatch --time: HH:MM:SS, D-HH:MM:SS, MM, …).
+    #[arg(long, value_name = "HH:MM:SS")]
+    pub time: Option<String>,
+    /// GPUs per run (--gres=gpu:N); runs then use `--device cuda` [default: 0, the CPU].
+    #[arg(long, value_name = "N")]
+    pub gpus_per_run: Option<u32>,
+    /// CPU cores per run (--cpus-per-task; also the run's libtorch threads).
+    #[arg(long, value_name = "N")]
+    pub cpus_per_run: Option<u32>,
+    /// Memory per run (sbatch --mem, e.g. 16G).
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// At most K runs at a time (the array's %K throttle) [default: no limit].
+    #[arg(long, value_name = "K")]
+    pub max_concurrent: Option<u32>,
+    /// A further sbatch option, written into the script (repeatable), e.g. --sbatch-arg=--account=lab.
+    #[arg(long = "sbatch-arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub sbatch_args: Vec<String>,
+    /// Watch the job until every run is done, then print the table (the default).
+    #[arg(long, conflicts_with = "no_wait")]
+    pub wait: bool,
+    /// Return once the job is submitted; `--status`, `--cancel` and `dpft report` work later.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Seconds between two looks at the queue while waiting [default: 15].
+    #[arg(long, value_name = "SECONDS")]
+    pub poll: Option<f64>,
 }
 
 #[derive(Debug, Args)]

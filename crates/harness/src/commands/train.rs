@@ -264,16 +264,17 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
     let config = run_config::load(&args.config, &args.overrides)?;
     let stem = args.config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
     let out = args.out.clone().unwrap_or_else(|| PathBuf::from("results/runs").join(stem));
+    let resume = args.resume || (args.resume_or_start && crate::train::holds_run(&out));
     let opts = load_options_for(&config, global)?;
     let data = models::DataDir::resolve(global.data_dir.as_deref());
     if let Some(task) = config.task.name.paper_task().filter(|t| t.kind() == TaskKind::Classification) {
-        return run_classification(&config, task, args, &out, &opts, &data);
+        return run_classification(&config, task, args, resume, &out, &opts, &data);
     }
     // Everything the run reads is checked before the run folder is touched.
     let (objective, segments, train_files) = causal_objective(&config, &opts, &data)?;
     check_causal_fits(&config, &objective, &segments, &opts)?;
     let _lock = crate::lock::FolderLock::acquire(&out, "run folder")?;
-    if let Prepared::Finished(summary) = prepare_out(&out, args.resume, &config)? {
+    if let Prepared::Finished(summary) = prepare_out(&out, resume, &config)? {
         report_finished(&summary, &out);
         return Ok(());
     }
@@ -297,7 +298,7 @@ pub fn run(global: &GlobalArgs, args: &TrainArgs) -> Result<()> {
             &out,
         )
     };
-    let launch = Launch { out: &out, resume: args.resume, stop_after: args.stop_after_steps, train_files };
+    let launch = Launch { out: &out, resume, stop_after: args.stop_after_steps, train_files };
     let finished = crate::train::train(&config, &objective, &launch, &final_eval)?;
     if matches!(finished.summary["status"].as_str(), Some("finished" | "stopped_at_budget")) {
         // The trained model as a Hugging Face folder, for `dpft generate`/`score` and as the next run's
@@ -492,6 +493,7 @@ fn run_classification(
     config: &RunConfig,
     task: TaskName,
     args: &TrainArgs,
+    resume: bool,
     out: &Path,
     opts: &LoadOptions,
     data: &models::DataDir,
@@ -517,7 +519,7 @@ fn run_classification(
         Ok((d.examples, d.path))
     };
     let ((mut train, train_path), (mut eval, _)) = (read(train_split)?, read(eval_split)?);
-    let launch = Launch { out, resume: args.resume, stop_after: args.stop_after_steps, train_files: vec![train_path] };
+    let launch = Launch { out, resume, stop_after: args.stop_after_steps, train_files: vec![train_path] };
     if let Some(k) = config.task.max_train_examples {
         train.truncate(k);
     }
@@ -538,7 +540,7 @@ fn run_classification(
         let eval = featuriser.featurise_all(&eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);
         let _lock = crate::lock::FolderLock::acquire(out, "run folder")?;
-        if let Prepared::Finished(summary) = prepare_out(out, args.resume, config)? {
+        if let Prepared::Finished(summary) = prepare_out(out, resume, config)? {
             report_finished(&summary, out);
             return Ok(());
         }
@@ -556,7 +558,7 @@ fn run_classification(
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);
         let _lock = crate::lock::FolderLock::acquire(out, "run folder")?;
-        if let Prepared::Finished(summary) = prepare_out(out, args.resume, config)? {
+        if let Prepared::Finished(summary) = prepare_out(out, resume, config)? {
             report_finished(&summary, out);
             return Ok(());
         }

@@ -15,6 +15,8 @@
 //!   - {optimization.batch_size: [512, 1024], optimization.learning_rate: [1e-3, 2e-3]}
 //! exclude:                     # drop the runs whose values match all of these
 //!   - {method.name: lora, privacy: none}
+//! slurm:                       # the Slurm backend's defaults (`--backend slurm`; its options win)
+//!   {partition: gpu, time: "04:00:00", gpus_per_run: 1, cpus_per_run: 8, mem: 32G, max_concurrent: 8}
 //! ```
 //!
 //! A value given at a key whose current value is a mapping is merged into it (`privacy: {target_epsilon: 3}`
@@ -48,6 +50,8 @@ pub struct SweepSpec {
     /// `selection:` — run a random number of random grid points and release the best
     /// ([`super::selection`]).
     pub selection: Option<super::selection::SelectionSpec>,
+    /// `slurm:` — the Slurm backend's settings ([`super::slurm::settings`]), used with `--backend slurm`.
+    pub slurm: super::slurm::settings::SlurmSettings,
 }
 
 /// One factor of the product: a grid key (one key, many values) or a zip group (several keys, their values
@@ -94,7 +98,7 @@ fn bad(path: &Path, msg: impl std::fmt::Display) -> BadInput {
 }
 
 /// The keys a sweep file may have.
-const KEYS: [&str; 8] = ["name", "base", "set", "profiles", "grid", "zip", "exclude", "selection"];
+const KEYS: [&str; 9] = ["name", "base", "set", "profiles", "grid", "zip", "exclude", "selection", "slurm"];
 
 /// Dotted keys of a mapping of overrides, in file order.
 fn overrides(path: &Path, what: &str, v: &Value) -> Result<Vec<(String, Value)>, BadInput> {
@@ -252,7 +256,16 @@ impl SweepSpec {
                 ));
             }
         }
-        Ok(Self { path: path.to_path_buf(), name, profile: chosen, base, fixed, axes, exclude, selection })
+        let slurm = match top.get("slurm") {
+            Some(v) => {
+                let settings: super::slurm::settings::SlurmSettings =
+                    serde_norway::from_value(v.clone()).map_err(|e| bad(path, format!("slurm: {e}")))?;
+                settings.check().map_err(|e| bad(path, format!("slurm.{e}")))?;
+                settings
+            }
+            None => Default::default(),
+        };
+        Ok(Self { path: path.to_path_buf(), name, profile: chosen, base, fixed, axes, exclude, selection, slurm })
     }
 
     /// Every run, checked against the run config schema before anything runs: an unknown or mistyped key

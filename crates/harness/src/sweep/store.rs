@@ -1,41 +1,22 @@
-//! Runs a sweep's runs as `dpft train` child processes (one process per run, `--jobs` at a time), keeps
-//! `sweep.json` up to date, and prints a summary table.
+//! The run store shared by the sweep backends: `sweep.json` (each run's status, error and headline
+//! numbers, and the Slurm job when the runs went to a cluster), the checks made before anything starts, and
+//! the tables printed at the end.
 //!
 //! The output folder holds one run folder per run id (owned by `dpft train`: config.yaml, metrics.jsonl,
 //! checkpoints/, summary.json, privacy.json, predictions), plus `sweep.yaml` (the sweep file as run),
-//! `sweep.json` (each run's status, error and headline numbers), `configs/<id>.yaml` (the expanded run
-//! configs) and `logs/<id>.log` (each child's output).
+//! `sweep.json`, `configs/<id>.yaml` (the expanded run configs) and `logs/<id>.log` (each run's output).
+//! Where a run ran (a child process here, a Slurm array task) does not change any of these files.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::spec::{compact, RunSpec, SweepSpec};
 use crate::exit::BadInput;
 use crate::run_config;
 use crate::train::{holds_run, write_json};
-
-/// How to run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// Runs at a time.
-    pub jobs: usize,
-    /// Skip finished runs and continue interrupted ones.
-    pub resume: bool,
-    /// The output folder.
-    pub out: PathBuf,
-    /// Global flags passed to every child (`--data-dir`, …), without `--device`.
-    pub child_args: Vec<String>,
-    /// The device flag for each slot (one GPU per slot when several), cycled.
-    pub devices: Vec<String>,
-    /// libtorch threads per child (`OMP_NUM_THREADS`), None to leave the environment as it is.
-    pub threads_per_run: Option<usize>,
-}
 
 /// One run's entry in `sweep.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,7 +27,7 @@ pub struct RunState {
     pub label: String,
     /// The run's own values.
     pub overrides: serde_json::Map<String, Value>,
-    /// pending, running, finished, stopped_at_budget, failed.
+    /// pending, running, finished, stopped_at_budget, failed, cancelled (slurm).
     pub status: String,
     /// The error of a failed run (its last `error:` line).
     pub error: Option<String>,
@@ -67,19 +48,19 @@ pub struct Outcome {
     pub runs: Vec<RunState>,
 }
 
-fn run_dir(out: &Path, id: &str) -> PathBuf {
+pub fn run_dir(out: &Path, id: &str) -> PathBuf {
     out.join(id)
 }
 
 /// The finished status of a run folder (`finished` or `stopped_at_budget`), if it has one.
-fn finished_status(dir: &Path) -> Option<String> {
+pub fn finished_status(dir: &Path) -> Option<String> {
     let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
     let v: Value = serde_json::from_str(&text).ok()?;
     v["status"].as_str().filter(|s| matches!(*s, "finished" | "stopped_at_budget")).map(String::from)
 }
 
 impl RunState {
-    fn new(run: &RunSpec) -> Self {
+    pub fn new(run: &RunSpec) -> Self {
         let overrides =
             run.overrides.iter().map(|(k, v)| (k.clone(), serde_json::to_value(v).unwrap_or(Value::Null))).collect();
         Self {
@@ -96,7 +77,7 @@ impl RunState {
     }
 
     /// Fills status and numbers from the run folder's summary.json.
-    fn read_summary(&mut self, dir: &Path) {
+    pub fn read_summary(&mut self, dir: &Path) {
         let Ok(text) = std::fs::read_to_string(dir.join("summary.json")) else { return };
         let Ok(v) = serde_json::from_str::<Value>(&text) else { return };
         if let Some(s) = v["status"].as_str() {
@@ -108,18 +89,128 @@ impl RunState {
     }
 }
 
-fn save_state(spec: &SweepSpec, out: &Path, runs: &[RunState]) -> Result<()> {
-    let state = json!({
-        "sweep": spec.path.display().to_string(),
-        "name": spec.name,
-        "profile": spec.profile,
-        "runs": runs,
-    });
-    write_json(&out.join("sweep.json"), &state)
+/// Which backend started a sweep's runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    /// Child processes on this machine.
+    #[default]
+    Local,
+    /// A Slurm job array (`sbatch`).
+    Slurm,
+}
+
+/// The Slurm job that runs (or ran) a sweep's pending runs, as `sweep.json` records it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmJob {
+    /// The array job's id (`sbatch --parsable`).
+    pub job_id: String,
+    /// The sbatch script, relative to the sweep folder.
+    pub script: String,
+    /// Run ids by array index: task i trains `tasks[i]`.
+    pub tasks: Vec<String>,
+    /// Seconds since the Unix epoch at submission.
+    pub submitted_at: u64,
+    /// Jobs of earlier invocations (`--resume` submits a new job for the unfinished runs).
+    #[serde(default)]
+    pub earlier_jobs: Vec<String>,
+}
+
+/// `sweep.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepState {
+    /// The sweep file.
+    pub sweep: String,
+    /// The sweep's name.
+    pub name: String,
+    /// The profile run.
+    pub profile: Option<String>,
+    /// Where the runs were started.
+    #[serde(default)]
+    pub backend: Backend,
+    /// The Slurm job (slurm backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmJob>,
+    /// Every run.
+    pub runs: Vec<RunState>,
+}
+
+impl SweepState {
+    /// A fresh state for `runs`.
+    pub fn new(spec: &SweepSpec, backend: Backend, runs: Vec<RunState>) -> Self {
+        Self {
+            sweep: spec.path.display().to_string(),
+            name: spec.name.clone(),
+            profile: spec.profile.clone(),
+            backend,
+            slurm: None,
+            runs,
+        }
+    }
+
+    /// The `sweep.json` in `out`, if there is one (a corrupt file is an error naming it).
+    pub fn load(out: &Path) -> Result<Option<Self>> {
+        let path = out.join("sweep.json");
+        let Ok(text) = std::fs::read_to_string(&path) else { return Ok(None) };
+        let state = serde_json::from_str(&text).map_err(|e| {
+            BadInput(format!(
+                "{}: {e} (not a sweep.json dpft wrote; move it away or use another --out)",
+                path.display()
+            ))
+        })?;
+        Ok(Some(state))
+    }
+
+    /// Writes `out/sweep.json` (through a temporary file).
+    pub fn save(&self, out: &Path) -> Result<()> {
+        write_json(&out.join("sweep.json"), &serde_json::to_value(self)?)
+    }
+}
+
+/// Creates `configs/` and `logs/`, copies the sweep file to `sweep.yaml` and writes each run's config.
+pub fn prepare_folder(spec: &SweepSpec, runs: &[RunSpec], out: &Path) -> Result<()> {
+    for sub in ["configs", "logs"] {
+        std::fs::create_dir_all(out.join(sub)).with_context(|| format!("creating {}", out.join(sub).display()))?;
+    }
+    std::fs::copy(&spec.path, out.join("sweep.yaml")).with_context(|| format!("copying {}", spec.path.display()))?;
+    for run in runs {
+        crate::commands::model_io::write_atomic(
+            &config_path(out, &run.id),
+            run_config::to_yaml(&run.config).as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+/// `configs/<id>.yaml`.
+pub fn config_path(out: &Path, id: &str) -> PathBuf {
+    out.join("configs").join(format!("{id}.yaml"))
+}
+
+/// `logs/<id>.log`.
+pub fn log_path(out: &Path, id: &str) -> PathBuf {
+    out.join("logs").join(format!("{id}.log"))
+}
+
+/// Every run's state, finished runs filled from their summary.json; and the indices of the others.
+pub fn initial_states(runs: &[RunSpec], out: &Path) -> (Vec<RunState>, Vec<usize>) {
+    let mut states: Vec<RunState> = runs.iter().map(RunState::new).collect();
+    let mut pending = Vec::new();
+    for (i, run) in runs.iter().enumerate() {
+        let dir = run_dir(out, &run.id);
+        if let Some(status) = finished_status(&dir) {
+            states[i].read_summary(&dir);
+            log::info!("{} ({}): {status} before, skipped", run.id, run.label());
+        } else {
+            pending.push(i);
+        }
+    }
+    (states, pending)
 }
 
 /// The last `error:` line of a log (else its last non-empty line).
-fn last_error(log: &Path) -> String {
+pub fn last_error(log: &Path) -> String {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     lines
@@ -134,12 +225,11 @@ fn last_error(log: &Path) -> String {
 /// Checks the output folder against the runs before anything starts: a folder that holds another sweep
 /// needs `--resume`; a finished run whose config differs from this sweep's is refused (its results would
 /// be mistaken for this config's).
-pub fn preflight(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Result<(), BadInput> {
-    let out = &opts.out;
+pub fn preflight(spec: &SweepSpec, runs: &[RunSpec], out: &Path, resume: bool) -> Result<(), BadInput> {
     if out.exists() && !out.is_dir() {
         return Err(BadInput(format!("--out {} is a file; give a folder", out.display())));
     }
-    if !opts.resume && out.join("sweep.json").is_file() {
+    if !resume && out.join("sweep.json").is_file() {
         return Err(BadInput(format!(
             "{} already holds a sweep; pass --resume to skip its finished runs and continue the others, or choose another --out (nothing was changed)",
             out.display()
@@ -147,7 +237,7 @@ pub fn preflight(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Resul
     }
     for run in runs {
         let dir = run_dir(out, &run.id);
-        if !opts.resume && holds_run(&dir) {
+        if !resume && holds_run(&dir) {
             return Err(BadInput(format!(
                 "{} already holds a run; pass --resume to continue it (nothing was changed)",
                 dir.display()
@@ -171,7 +261,7 @@ pub fn preflight(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Resul
 
 /// This dpft's executable. When it was rebuilt while the sweep runs, Linux reports the old file as
 /// `<path> (deleted)`: the new file at `<path>` is used then.
-fn dpft_executable() -> Result<PathBuf> {
+pub fn dpft_executable() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the dpft executable")?;
     if exe.is_file() {
         return Ok(exe);
@@ -186,114 +276,6 @@ fn dpft_executable() -> Result<PathBuf> {
             exe.display()
         )
     }
-}
-
-fn spawn(run: &RunSpec, opts: &RunOptions, slot: usize, resume: bool) -> Result<Child> {
-    let out = &opts.out;
-    let config_path = out.join("configs").join(format!("{}.yaml", run.id));
-    crate::commands::model_io::write_atomic(&config_path, run_config::to_yaml(&run.config).as_bytes())?;
-    let log_path = out.join("logs").join(format!("{}.log", run.id));
-    let log =
-        models::safe_fs::create_new(&log_path, false).with_context(|| format!("creating {}", log_path.display()))?;
-    let exe = dpft_executable()?;
-    let mut cmd = Command::new(exe);
-    cmd.args(&opts.child_args);
-    if let Some(d) = opts.devices.get(slot % opts.devices.len().max(1)) {
-        cmd.args(["--device", d]);
-    }
-    cmd.arg("train").arg(&config_path).arg("--out").arg(run_dir(out, &run.id));
-    if resume {
-        cmd.arg("--resume");
-    }
-    if let Some(t) = opts.threads_per_run {
-        cmd.env("OMP_NUM_THREADS", t.to_string());
-    }
-    cmd.stdin(Stdio::null()).stdout(log.try_clone()?).stderr(log);
-    cmd.spawn().context("starting dpft train")
-}
-
-/// Runs every run that is not finished yet, `opts.jobs` at a time. A failing run is recorded with its
-/// error and the others go on.
-pub fn run_all(spec: &SweepSpec, runs: &[RunSpec], opts: &RunOptions) -> Result<Outcome> {
-    let out = &opts.out;
-    for sub in ["configs", "logs"] {
-        std::fs::create_dir_all(out.join(sub)).with_context(|| format!("creating {}", out.join(sub).display()))?;
-    }
-    std::fs::copy(&spec.path, out.join("sweep.yaml")).with_context(|| format!("copying {}", spec.path.display()))?;
-    let mut states: Vec<RunState> = runs.iter().map(RunState::new).collect();
-    let mut pending = Vec::new();
-    for (i, run) in runs.iter().enumerate() {
-        let dir = run_dir(out, &run.id);
-        if let Some(status) = finished_status(&dir) {
-            states[i].read_summary(&dir);
-            log::info!("{} ({}): {status} before, skipped", run.id, run.label());
-        } else {
-            pending.push(i);
-        }
-    }
-    save_state(spec, out, &states)?;
-    let todo = pending.len();
-    log::info!(
-        "{} runs, {} to do, {} at a time; output in {}",
-        runs.len(),
-        todo,
-        opts.jobs.min(todo.max(1)),
-        out.display()
-    );
-    let bar = ProgressBar::new(todo as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} runs {msg} [{elapsed_precise}, eta {eta}]")
-            .expect("template"),
-    );
-    pending.reverse(); // pop() takes them in file order
-    let mut active: Vec<(usize, Child, Instant, usize)> = Vec::new();
-    let mut free_slots: Vec<usize> = (0..opts.jobs).rev().collect();
-    while !pending.is_empty() || !active.is_empty() {
-        while !pending.is_empty() && !free_slots.is_empty() {
-            let i = pending.pop().expect("non-empty");
-            let slot = free_slots.pop().expect("non-empty");
-            let resume = holds_run(&run_dir(out, &runs[i].id));
-            let child = spawn(&runs[i], opts, slot, resume)?;
-            states[i].status = "running".into();
-            states[i].error = None;
-            active.push((i, child, Instant::now(), slot));
-            save_state(spec, out, &states)?;
-        }
-        bar.set_message(active.iter().map(|(i, ..)| runs[*i].id.as_str()).collect::<Vec<_>>().join(" "));
-        std::thread::sleep(Duration::from_millis(200));
-        bar.tick();
-        let mut k = 0;
-        while k < active.len() {
-            let Some(status) = active[k].1.try_wait()? else {
-                k += 1;
-                continue;
-            };
-            let (i, _, started, slot) = active.swap_remove(k);
-            free_slots.push(slot);
-            let run = &runs[i];
-            let dir = run_dir(out, &run.id);
-            states[i].wall_time_s = Some(started.elapsed().as_secs_f64());
-            if status.success() && finished_status(&dir).is_some() {
-                states[i].read_summary(&dir);
-                bar.println(format!("  {:<10} {} ({})", states[i].status, run.id, run.label()));
-            } else {
-                let log = out.join("logs").join(format!("{}.log", run.id));
-                states[i].status = "failed".into();
-                states[i].error = Some(last_error(&log));
-                bar.println(format!(
-                    "  failed     {} ({}): {} [log: {}]",
-                    run.id,
-                    run.label(),
-                    states[i].error.as_deref().unwrap_or(""),
-                    log.display()
-                ));
-            }
-            bar.inc(1);
-            save_state(spec, out, &states)?;
-        }
-    }
-    bar.finish_and_clear();
-    Ok(Outcome { runs: states })
 }
 
 /// The headline metric of a run: BLEU (generation), accuracy (classification), else the final loss.
@@ -348,9 +330,17 @@ pub fn dry_run_listing(spec: &SweepSpec, runs: &[RunSpec], out: &Path) -> String
 /// Fails when any run failed (after everything ran).
 pub fn check_failures(outcome: &Outcome, out: &Path) -> Result<()> {
     let failed = outcome.runs.iter().filter(|r| r.status == "failed").count();
+    let cancelled = outcome.runs.iter().filter(|r| r.status == "cancelled").count();
     if failed > 0 {
         bail!(
             "{failed} of {} runs failed (their errors are in {}/sweep.json and logs/); fix and rerun with --resume to run only those",
+            outcome.runs.len(),
+            out.display()
+        );
+    }
+    if cancelled > 0 {
+        bail!(
+            "{cancelled} of {} runs were cancelled before they finished ({}/sweep.json); rerun with --resume to run only those",
             outcome.runs.len(),
             out.display()
         );
