@@ -84,9 +84,9 @@ def write_sweep(folder, model, grid, steps=3, extra=""):
     return sweep
 
 
-def dpft(env, *args, timeout=150):
+def dpft(env, *args, timeout=150, cwd=None):
     cmd = [DPFT, "--data-dir", str(data_dir()), *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
 
 
 def sweep_json(out):
@@ -115,11 +115,14 @@ def queue_empty(env, job):
 
 
 def test_a_failing_run_is_recorded_the_others_finish_and_the_report_matches_the_local_backend(cluster, model, tmp_path):
-    grid = f"  model.path: [{model}, /nonexistent/gpt2]\n  privacy: [{{target_epsilon: 3}}, none]\n"
+    # A model path relative to where dpft sweep starts (as the mini profile's results/pretrained/gpt2-mini):
+    # the array tasks start there too.
+    (tmp_path / "tiny").symlink_to(model)
+    grid = "  model.path: [tiny, /nonexistent/gpt2]\n  privacy: [{target_epsilon: 3}, none]\n"
     extra = "exclude:\n  - {model.path: /nonexistent/gpt2, privacy: none}\nslurm: {cpus_per_run: 1}\n"
     sweep = write_sweep(tmp_path, model, grid, extra=extra)
     out = tmp_path / "slurm-out"
-    o = dpft(cluster, "sweep", sweep, "--backend", "slurm", "--out", out, "--poll", "0.5")
+    o = dpft(cluster, "sweep", sweep, "--backend", "slurm", "--out", out, "--poll", "0.5", cwd=tmp_path)
     assert o.returncode == 1, o.stdout + o.stderr
     assert "1 of 3 runs failed" in o.stderr
     state = sweep_json(out)
@@ -138,7 +141,7 @@ def test_a_failing_run_is_recorded_the_others_finish_and_the_report_matches_the_
                 assert (out / r["id"] / f).is_file(), f"{r['id']}/{f}"
     # The same sweep on the local backend: the same run ids, and `dpft report` makes the same table.
     local = tmp_path / "local-out"
-    o = dpft(cluster, "sweep", sweep, "--out", local, "--jobs", "2")
+    o = dpft(cluster, "sweep", sweep, "--out", local, "--jobs", "2", cwd=tmp_path)
     assert o.returncode == 1, o.stdout + o.stderr
     assert [r["id"] for r in sweep_json(local)["runs"]] == [r["id"] for r in state["runs"]]
     tables = []

@@ -117,6 +117,9 @@ fn config_errors_name_the_key_and_file_before_any_run() {
         ("base: base.yaml\ngrid: {method.name: [full]}\nexclude: [{method.nam: full}]\n", "exclude[0].method.nam"),
         ("base: missing.yaml\ngrid: {method.name: [full]}\n", "missing.yaml"),
         ("base: base.yaml\ngrid: {method.name: [full]}\n", "--profile"),
+        ("base: base.yaml\ngrid: {method.name: [full]}\nslurm: {partion: gpu}\n", "slurm: unknown field `partion`"),
+        ("base: base.yaml\ngrid: {method.name: [full]}\nslurm: {time: 2h}\n", "slurm.time = \"2h\""),
+        ("base: base.yaml\ngrid: {method.name: [full]}\nslurm: {gpus_per_run: -1}\n", "slurm: "),
     ];
     for (i, (sweep, needle)) in cases.iter().enumerate() {
         let file = dir.join(format!("bad{i}.yaml"));

@@ -84,12 +84,14 @@ pub fn submit(spec: &SweepSpec, runs: &[RunSpec], opts: &SubmitOptions) -> Resul
         None => Vec::new(),
     };
     let dpft = dpft_executable()?;
+    let workdir = std::env::current_dir().context("reading the current folder")?;
     let text = script::render(
         &opts.settings,
         &script::ScriptInputs {
             name: &spec.name,
             sweep_file: &spec.path,
             out,
+            workdir: &workdir,
             tasks: &tasks,
             dpft: &dpft,
             dpft_args: &opts.dpft_args,
@@ -98,7 +100,7 @@ pub fn submit(spec: &SweepSpec, runs: &[RunSpec], opts: &SubmitOptions) -> Resul
     let script_path = script::script_path(out, earlier_jobs.len() + 1);
     std::fs::create_dir_all(script_path.parent().expect("has a parent"))?;
     crate::commands::model_io::write_atomic(&script_path, text.as_bytes())?;
-    let job_id = queue::submit(&script_path, out, opts.settings.gpus())?;
+    let job_id = queue::submit(&script_path, &workdir, opts.settings.gpus())?;
     log::info!(
         "submitted Slurm job {job_id}: {} runs as array tasks 0-{} ({})",
         tasks.len(),

@@ -15,6 +15,9 @@ pub struct ScriptInputs<'a> {
     pub sweep_file: &'a Path,
     /// The sweep folder (absolute).
     pub out: &'a Path,
+    /// The folder the runs start in (absolute): where `dpft sweep` was started, so that relative paths
+    /// in the run configs (`model.path: results/pretrained/gpt2-mini`) mean what they mean locally.
+    pub workdir: &'a Path,
     /// Run ids, by array index.
     pub tasks: &'a [String],
     /// The dpft executable (absolute; the cluster's nodes see the same file system).
@@ -54,6 +57,7 @@ pub fn render(settings: &SlurmSettings, inputs: &ScriptInputs) -> String {
     let mut directive = |line: String| s.push_str(&format!("#SBATCH {line}\n"));
     directive(format!("--job-name=dpft-{}", inputs.name));
     directive(format!("--array={array}"));
+    directive(format!("--chdir={}", inputs.workdir.display()));
     directive(format!("--output={}", logs.join("slurm-%A_%a.out").display()));
     directive("--open-mode=append".into());
     directive("--requeue".into());
@@ -127,6 +131,7 @@ mod tests {
                 name: "table2",
                 sweep_file: Path::new("experiments/table2.yaml"),
                 out: Path::new("/runs/table2"),
+                workdir: Path::new("/home/me/dpft"),
                 tasks: &tasks,
                 dpft: Path::new("/opt/dpft"),
                 dpft_args: &args,
@@ -135,6 +140,7 @@ mod tests {
         for line in [
             "#SBATCH --array=0-2%2",
             "#SBATCH --job-name=dpft-table2",
+            "#SBATCH --chdir=/home/me/dpft",
             "#SBATCH --output=/runs/table2/logs/slurm-%A_%a.out",
             "#SBATCH --partition=gpu",
             "#SBATCH --time=02:00:00",
