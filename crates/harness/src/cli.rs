@@ -85,7 +85,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// One sigma = 0 DP step on a checkpoint, engine vs an independent per-example loop: norms and clipped sums.
     ClipCheck(ClipCheckArgs),
-    /// Run a YAML grid of training runs (one process per run), skipping finished and resuming interrupted ones.
+    /// Run a YAML grid of training runs (one process per run, here or as a Slurm job array with --backend slurm),
+    /// skipping finished and resuming interrupted ones.
     Sweep(SweepArgs),
     /// Aggregate finished runs into the paper's tables (Markdown, CSV, LaTeX) and figures (PNG, SVG).
     ///
