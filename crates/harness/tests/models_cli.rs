@@ -236,7 +236,7 @@ fn encoders_load_through_the_public_api() {
     let logits = tch::no_grad(|| {
         let tape = &mut dp_core::engine::Tape::off();
         let h = model.encode(models::Inputs::ids(&ids), false, tape).unwrap();
-        model.classification_logits(&h, false, tape).unwrap()
+        model.classification_logits(&h, None, false, tape).unwrap()
     });
     assert_eq!(logits.size(), [1, 3]);
 }

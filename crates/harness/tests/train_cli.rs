@@ -325,7 +325,7 @@ fn prompt_based_and_head_classification_train_and_report_accuracy() {
     let Some(gpt2) = setup() else { return };
     models::DataDir::for_tests("sst2").expect("sst2 data");
     let root = gpt2.parent().unwrap();
-    for (model, head) in [("roberta-mlm", "prompt"), ("bert-cls", "classifier")] {
+    for (model, head) in [("roberta-mlm", "prompt"), ("bert-cls", "classifier"), ("bert-cls", "mean_pooled")] {
         let cfg = tmp(&format!("sst2-{head}.yaml"));
         std::fs::write(
             &cfg,
@@ -543,6 +543,60 @@ fn keys_of_another_method_are_refused() {
     let o = dpft(&["train", cfg.to_str().unwrap(), "--out", tmp("wrong-key-run").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("method.rank applies to method.name = lora or rgp only"), "{}", stderr(&o));
+}
+
+#[test]
+fn head_learning_rate_moves_the_classification_head_only_and_needs_one() {
+    let Some(gpt2) = setup() else { return };
+    models::DataDir::for_tests("sst2").expect("sst2 data");
+    let root = gpt2.parent().unwrap();
+    let run = |model: &str, head: &str, head_lr: Option<f64>| {
+        let tag = format!("{model}-{head}-{}", head_lr.map_or("none".into(), |h| h.to_string()));
+        let cfg = tmp(&format!("head-lr-{tag}.yaml"));
+        let head_lr = head_lr.map_or(String::new(), |h| format!(", head_learning_rate: {h}"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "model: {{path: {}}}
+task: {{name: sst2, head: {head}, max_length: 60, max_train_examples: 16, max_eval_examples: 8}}
+optimization: {{learning_rate: 1e-3{head_lr}, batch_size: 16, physical_batch_size: 16, steps: 1}}
+privacy: none
+",
+                root.join(model).display()
+            ),
+        )
+        .unwrap();
+        let out = tmp(&format!("head-lr-{tag}-run"));
+        (dpft(&["train", cfg.to_str().unwrap(), "--out", out.to_str().unwrap()]), out)
+    };
+    // A head lr equal to the lr changes nothing; a larger one changes the head's step and nothing else (one
+    // step: the body's gradient does not depend on the head's update). The batch is the whole training set
+    // (q = 1), so that the runs, whose config hashes differ, see the same examples.
+    let weights = |out: &PathBuf| common::read(&out.join("checkpoints/step-1/model.safetensors"));
+    let (o, plain) = run("bert-cls", "mean_pooled", None);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, same) = run("bert-cls", "mean_pooled", Some(1e-3));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (o, fast) = run("bert-cls", "mean_pooled", Some(1e-1));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (plain, same, fast) = (weights(&plain), weights(&same), weights(&fast));
+    assert_eq!(plain.len(), fast.len());
+    let mut heads = 0;
+    for (name, w) in &plain {
+        assert!(w.equal(&same[name]), "{name}: head_learning_rate = learning_rate is the plain run");
+        if name.starts_with("classifier.") {
+            heads += 1;
+            assert!(!w.equal(&fast[name]), "{name}: the head moved at the head's rate");
+        } else {
+            assert!(w.equal(&fast[name]), "{name}: the body is untouched by the head's rate");
+        }
+    }
+    assert_eq!(heads, 2, "classifier.weight and classifier.bias");
+    // The prompt head is the pretrained MLM head: there is no fresh head to apply the key to.
+    let (o, out) = run("roberta-mlm", "prompt", Some(1e-2));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("optimization.head_learning_rate"), "{}", stderr(&o));
+    assert!(!out.join("summary.json").exists(), "nothing trained");
 }
 
 #[test]

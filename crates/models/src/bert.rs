@@ -9,7 +9,10 @@
 //! positions from `pad_token_id + 1` and skips padding (`create_position_ids_from_input_ids`).
 //! Heads: RoBERTa `lm_head.{dense,layer_norm,bias}`, BERT `cls.predictions.{transform.dense,
 //! transform.LayerNorm,bias}`, each with a decoder tied to the word embeddings (exact under the engine, as
-//! GPT-2's tie); RoBERTa `classifier.{dense,out_proj}` on `<s>`, BERT `pooler.dense` (tanh) + `classifier`.
+//! GPT-2's tie); RoBERTa `classifier.{dense,out_proj}` on `<s>`, BERT `pooler.dense` (tanh) + `classifier`;
+//! and, for sentence-embedding checkpoints (sentence-transformers, e.g. all-MiniLM-L6-v2, whose
+//! `1_Pooling` is a mean over tokens), one `classifier` on the mean of the last hidden states over the
+//! real tokens — the representation such a checkpoint was trained to produce.
 //!
 //! Fine-tuning methods besides full (Li et al. 2022, Sec. 5 and Table 2, compare full fine-tuning with
 //! low-dimensional updates): [`EncoderModel::add_lora`] (LoRA on `query` and `value`) and
@@ -34,6 +37,10 @@ pub enum HeadKind {
     MaskedLm,
     /// Sequence-classification head with `num_labels` outputs.
     SequenceClassification,
+    /// A linear `classifier` with `num_labels` outputs on the mean of the last hidden states over the
+    /// real (unpadded) tokens: sentence-transformers' mean pooling. The checkpoint's `pooler` and any
+    /// first-token head are unused.
+    MeanPooledClassification,
 }
 
 /// One encoder layer `encoder.layer.N`.
@@ -107,6 +114,11 @@ pub enum EncoderHead {
     BertClassification {
         /// `pooler.dense`.
         pooler: Linear,
+        /// `classifier`.
+        classifier: Linear,
+    },
+    /// Mean over the real tokens → dropout → classifier (BERT or RoBERTa).
+    MeanPooledClassification {
         /// `classifier`.
         classifier: Linear,
     },
@@ -239,6 +251,9 @@ impl EncoderModel {
                 dense: head_linear(&mut w, "classifier.dense", d, d, std),
                 out_proj: head_linear(&mut w, "classifier.out_proj", d, config.num_labels(), std),
             },
+            (HeadKind::MeanPooledClassification, _) => EncoderHead::MeanPooledClassification {
+                classifier: head_linear(&mut w, "classifier", d, config.num_labels(), std),
+            },
             (HeadKind::SequenceClassification, false) => {
                 let pooler_name = format!("{}pooler.dense", w.prefix());
                 EncoderHead::BertClassification {
@@ -294,6 +309,7 @@ impl EncoderModel {
             }
             EncoderHead::RobertaClassification { dense, out_proj } => out.extend([dense as &dyn DpLayer, out_proj]),
             EncoderHead::BertClassification { pooler, classifier } => out.extend([pooler as &dyn DpLayer, classifier]),
+            EncoderHead::MeanPooledClassification { classifier } => out.push(classifier),
         }
         out
     }
@@ -360,6 +376,16 @@ impl EncoderModel {
         Ok(())
     }
 
+    /// Names of the classification head's parameters (`classifier.*`, BERT's `pooler.*`): the layers a
+    /// sequence-classification task adds on top of the encoder. Empty under the masked-LM head, which is
+    /// pretrained and shares its decoder with the embeddings.
+    pub fn classification_head_names(&self) -> Vec<String> {
+        match &self.head {
+            EncoderHead::MaskedLm { .. } => Vec::new(),
+            _ => self.head_parameters().into_iter().map(|(n, _)| n).collect(),
+        }
+    }
+
     /// The head's own parameters: a classification head's all; the masked-LM head's dense, LayerNorm and
     /// decoder bias, not the decoder weight (the word embedding).
     fn head_parameters(&self) -> Vec<(String, Tensor)> {
@@ -376,6 +402,7 @@ impl EncoderModel {
             EncoderHead::BertClassification { pooler, classifier } => {
                 [pooler, classifier].iter().flat_map(|l| l.parameters()).collect()
             }
+            EncoderHead::MeanPooledClassification { classifier } => classifier.parameters(),
         }
     }
 
@@ -487,11 +514,23 @@ impl EncoderModel {
         Ok(logits.index_select(1, label_word_ids))
     }
 
-    /// Classification logits `[B, num_labels]` from hidden states `[B, T, d]` (first token).
-    pub fn classification_logits(&self, hidden: &Tensor, train: bool, tape: &mut Tape) -> Result<Tensor, ModelError> {
+    /// Classification logits `[B, num_labels]` from hidden states `[B, T, d]`: the first token, or the mean
+    /// over the real tokens (`attention_mask` `[B, T]`, 1 = real; `None`: every position is real) under
+    /// [`HeadKind::MeanPooledClassification`]. Each example's logits depend on its own tokens only.
+    pub fn classification_logits(
+        &self,
+        hidden: &Tensor,
+        attention_mask: Option<&Tensor>,
+        train: bool,
+        tape: &mut Tape,
+    ) -> Result<Tensor, ModelError> {
         let first = hidden.narrow(1, 0, 1); // [B, 1, d]
         let p = self.config.classifier_dropout.unwrap_or(self.config.hidden_dropout_prob);
         let out = match &self.head {
+            EncoderHead::MeanPooledClassification { classifier } => {
+                let pooled = mean_over_tokens(hidden, attention_mask)?; // [B, 1, d]
+                classifier.forward(&pooled.dropout(p, train), tape)
+            }
             EncoderHead::RobertaClassification { dense, out_proj } => {
                 let h = dense.forward(&first.dropout(p, train), tape).tanh().dropout(p, train);
                 out_proj.forward(&h, tape)
@@ -516,8 +555,28 @@ fn ptrs(params: impl IntoIterator<Item = (String, Tensor)>) -> HashSet<usize> {
 fn head_kind_of(head: &EncoderHead) -> HeadKind {
     match head {
         EncoderHead::MaskedLm { .. } => HeadKind::MaskedLm,
+        EncoderHead::MeanPooledClassification { .. } => HeadKind::MeanPooledClassification,
         _ => HeadKind::SequenceClassification,
     }
+}
+
+/// Mean of `hidden` `[B, T, d]` over the positions where `attention_mask` `[B, T]` is 1: `[B, 1, d]`
+/// (sentence-transformers' `pooling_mode_mean_tokens`). Refuses a row with no real token.
+fn mean_over_tokens(hidden: &Tensor, attention_mask: Option<&Tensor>) -> Result<Tensor, ModelError> {
+    let Some(mask) = attention_mask else { return Ok(hidden.mean_dim(1, true, hidden.kind())) };
+    let (b, t) = (hidden.size()[0], hidden.size()[1]);
+    if mask.size() != [b, t] {
+        return Err(ModelError::Invalid(format!(
+            "attention mask {:?} does not match hidden states [{b}, {t}, _]",
+            mask.size()
+        )));
+    }
+    let m = mask.to_kind(hidden.kind()).unsqueeze(-1); // [B, T, 1]
+    let counts = m.sum_dim_intlist(1, true, hidden.kind()); // [B, 1, 1]
+    if counts.min().double_value(&[]) < 1.0 {
+        return Err(ModelError::Invalid("mean pooling: an example has no real token".into()));
+    }
+    Ok((hidden * &m).sum_dim_intlist(1, true, hidden.kind()) / counts)
 }
 
 /// Unused checkpoint tensors that carry nothing this model needs: the `position_ids` / `token_type_ids`
@@ -536,8 +595,35 @@ fn encoder_ignorable(name: &str, prefix: &str, head: HeadKind, roberta: bool) ->
     if roberta && base.starts_with("pooler.") {
         return true;
     }
+    let mlm = name.starts_with("lm_head.") || name.starts_with("cls.predictions.");
     match head {
         HeadKind::MaskedLm => name.starts_with("classifier.") || base.starts_with("pooler."),
-        HeadKind::SequenceClassification => name.starts_with("lm_head.") || name.starts_with("cls.predictions."),
+        HeadKind::SequenceClassification => mlm,
+        // The mean-pooled head reads no first-token transform: the pooler and RoBERTa's classifier.dense /
+        // out_proj are another head's.
+        HeadKind::MeanPooledClassification => {
+            mlm || base.starts_with("pooler.")
+                || name.starts_with("classifier.dense.")
+                || name.starts_with("classifier.out_proj.")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_pooling_averages_the_real_tokens_only() {
+        let hidden = Tensor::from_slice(&[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
+            .reshape([2, 3, 2]);
+        let mask = Tensor::from_slice(&[1i64, 1, 0, 1, 0, 0]).reshape([2, 3]);
+        let got: Vec<f64> = Vec::try_from(mean_over_tokens(&hidden, Some(&mask)).unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(got, [2.0, 3.0, 10.0, 20.0]);
+        let all: Vec<f64> = Vec::try_from(mean_over_tokens(&hidden, None).unwrap().flatten(0, -1)).unwrap();
+        assert_eq!(all, [3.0, 4.0, 30.0, 40.0]);
+        let empty = Tensor::from_slice(&[1i64, 1, 0, 0, 0, 0]).reshape([2, 3]);
+        assert!(mean_over_tokens(&hidden, Some(&empty)).is_err(), "a row without real tokens is refused");
+        assert!(mean_over_tokens(&hidden, Some(&mask.narrow(1, 0, 2))).is_err(), "shape mismatch is refused");
     }
 }

@@ -78,6 +78,14 @@ fn classification_heads_are_exact_under_the_engine() {
 }
 
 #[test]
+fn mean_pooled_head_is_exact_under_the_engine() {
+    // The texts differ in length, so the batched pass pads and the mean must skip the padding to match
+    // each example alone. bert-cls's trained `classifier` is read; roberta-cls's first-token head is not.
+    check("bert-cls", HeadKind::MeanPooledClassification, false);
+    check("roberta-cls", HeadKind::MeanPooledClassification, false);
+}
+
+#[test]
 fn dropout_is_active_in_training_only() {
     let Some(root) = common::tiny_models() else { return };
     let (model, tok) = load_encoder(&root.join("roberta-cls"), HeadKind::SequenceClassification, &opts()).unwrap();

@@ -197,11 +197,12 @@ fn is_head(name: &str) -> bool {
 }
 
 /// The tiny checkpoints with their heads.
-const CHECKPOINTS: [(&str, HeadKind); 4] = [
+const CHECKPOINTS: [(&str, HeadKind); 5] = [
     ("roberta-mlm", HeadKind::MaskedLm),
     ("roberta-cls", HeadKind::SequenceClassification),
     ("bert-mlm", HeadKind::MaskedLm),
     ("bert-cls", HeadKind::SequenceClassification),
+    ("bert-cls", HeadKind::MeanPooledClassification),
 ];
 
 /// `name` with LoRA of rank 2, its B factors set to random non-zero values (B = 0 would leave A without
@@ -233,6 +234,10 @@ fn lora_is_exact_under_the_engine() {
             HeadKind::SequenceClassification => {
                 assert!(names.iter().all(|n| n.contains(".lora_") || is_head(n)), "{name}: {names:?}");
                 assert_eq!(names.len() - lora, 4, "{name}: the classification head's two weights and biases");
+            }
+            HeadKind::MeanPooledClassification => {
+                assert!(names.iter().all(|n| n.contains(".lora_") || n.starts_with("classifier")), "{name}: {names:?}");
+                assert_eq!(names.len() - lora, 2, "{name}: the mean-pooled head's one weight and bias");
             }
         }
     }

@@ -89,7 +89,10 @@ fn encoder_outputs_match_transformers() {
                 let hidden = model.encode(inputs, false, tape).unwrap();
                 let logits = match head {
                     HeadKind::MaskedLm => model.mlm_logits(&hidden, tape).unwrap(),
-                    HeadKind::SequenceClassification => model.classification_logits(&hidden, false, tape).unwrap(),
+                    HeadKind::SequenceClassification => {
+                        model.classification_logits(&hidden, Some(mask), false, tape).unwrap()
+                    }
+                    HeadKind::MeanPooledClassification => unreachable!("no Hugging Face class has this head"),
                 };
                 (hidden, logits)
             });

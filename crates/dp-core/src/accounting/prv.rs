@@ -315,8 +315,11 @@ impl Plan {
         delta: f64,
     ) -> Result<PrvEpsilon, AccountingError> {
         let h = self.h;
-        let n = fft_size(((self.hi - self.lo) / h).ceil() as usize + 4);
+        // The span is checked in f64 first: a huge ε (σ → 0) makes it exceed usize, and the cast saturates.
+        let span = ((self.hi - self.lo) / h).ceil() + 4.0;
+        let n = if span.is_finite() && span <= MAX_POINTS as f64 { fft_size(span as usize) } else { usize::MAX };
         if n > MAX_POINTS {
+            let n = format!("{span:.3e}");
             return Err(AccountingError::Precision(format!(
                 "the PRV accountant would need {n} grid points (limit {MAX_POINTS}, ~{} GB) for this history: \
                  epsilon is very large or the steps very many; use a larger --eps-error, or the rdp accountant",
@@ -542,6 +545,16 @@ mod tests {
             assert!(got.upper - got.lower <= 0.02, "{sigma} {q} {t}: width {}", got.upper - got.lower);
             assert!((got.upper - prv_upper).abs() <= 0.01, "{sigma} {q} {t}: {} vs {prv_upper}", got.upper);
         }
+    }
+
+    #[test]
+    fn a_vanishing_sigma_is_a_precision_error_not_an_overflow() {
+        // σ = 1e-8 puts ε near 1e17: the grid span no longer fits in usize (found with
+        // `dpft privacy epsilon --noise-multiplier 1e-8 --accountant prv`, which panicked).
+        let history = History::single(Event::poisson(1e-8, 0.0038, 20).unwrap());
+        let err = PrvAccountant::default().epsilon(&history, 7.4e-6).unwrap_err();
+        assert!(matches!(err, AccountingError::Precision(_)), "{err:?}");
+        assert!(err.to_string().contains("grid points"), "{err}");
     }
 
     #[test]

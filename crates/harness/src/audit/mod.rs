@@ -174,7 +174,7 @@ pub fn run(config: &RunConfig, objective: &dyn Objective, opts: &AuditOptions, o
     let delta = p.delta.unwrap_or_else(|| default_delta(n_total as u64));
     let released_sigma = if opts.positive_control { 0.0 } else { dp.sigma * opts.noise_factor };
     let c = dp.clipper.max_grad_norm;
-    let mut optimizer = crate::train::setup::optimizer_for(config, steps)?;
+    let mut optimizer = crate::train::setup::optimizer_for(config, steps, objective)?;
     let mut history = History::new();
     let mut scores = vec![0.0f64; opts.canaries];
     let bar = indicatif::ProgressBar::new(steps);

@@ -114,7 +114,7 @@ impl Workload {
             }
             AnyModel::Encoder(m) => {
                 let hidden = m.encode(Inputs::ids(&self.input_ids), true, tape)?;
-                let logits = m.classification_logits(&hidden, true, tape)?;
+                let logits = m.classification_logits(&hidden, None, true, tape)?;
                 logits.to_kind(Kind::Float).cross_entropy_loss::<Tensor>(
                     &self.labels,
                     None,

@@ -456,8 +456,7 @@ fn load_encoder_for(
     let seed = config.optimization.seed as i64;
     // A classification head has one output per label of the task (a fresh head is sized for it; a saved
     // head of another size is refused by the loader).
-    let labels =
-        (head == models::HeadKind::SequenceClassification).then(|| crate::tasks::glue::label_names(task).len() as i64);
+    let labels = (head != models::HeadKind::MaskedLm).then(|| crate::tasks::glue::label_names(task).len() as i64);
     let (mut model, tokenizer) = if method == Method::Retrain {
         let any =
             models::from_config_with_labels(&dir.join("config.json"), head, labels, opts, seed).map_err(input_error)?;
@@ -553,7 +552,12 @@ fn run_classification(
         };
         crate::train::train(config, &objective, &launch, &|| objective.evaluate(batch))?
     } else {
-        let (model, tokenizer) = load_encoder_for(config, &dir, models::HeadKind::SequenceClassification, task, opts)?;
+        let head = if config.task.head == Head::MeanPooled {
+            models::HeadKind::MeanPooledClassification
+        } else {
+            models::HeadKind::SequenceClassification
+        };
+        let (model, tokenizer) = load_encoder_for(config, &dir, head, task, opts)?;
         let train = featurise_pairs(&tokenizer, &train, max_length).map_err(bad)?;
         let eval = featurise_pairs(&tokenizer, &eval, max_length).map_err(bad)?;
         featurised(train.examples.len(), train.truncated);

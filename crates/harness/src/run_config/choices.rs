@@ -98,8 +98,13 @@ choice! {
     Head {
         /// The paper's MLM head at `<mask>` with LM-BFF templates.
         Prompt = "prompt",
-        /// A sequence-classification head (the baseline).
+        /// A sequence-classification head on the first token (the baseline; Hugging Face's
+        /// `*ForSequenceClassification`).
         Classifier = "classifier",
+        /// A linear classifier on the mean of the last hidden states over the real tokens: the
+        /// representation sentence-embedding checkpoints (sentence-transformers' mean pooling, e.g.
+        /// all-MiniLM-L6-v2) are trained to produce.
+        MeanPooled = "mean_pooled",
     }
 }
 

@@ -87,8 +87,9 @@ pub struct TaskSection {
     /// The training split (train, or subset-train / kshot-train for the GLUE subsets).
     #[serde(default = "train_split")]
     pub train_split: Split,
-    /// Classification tasks: `prompt` (the paper's MLM head at `<mask>`, LM-BFF templates) or
-    /// `classifier` (a sequence-classification head, the baseline).
+    /// Classification tasks: `prompt` (the paper's MLM head at `<mask>`, LM-BFF templates),
+    /// `classifier` (a sequence-classification head on the first token, the baseline) or `mean_pooled`
+    /// (a linear classifier on the mean over tokens: for sentence-embedding checkpoints).
     #[serde(default = "prompt")]
     pub head: Head,
     /// Plain-text files for `name: text` (relative to the data directory unless absolute).
@@ -105,6 +106,10 @@ pub struct OptimizationSection {
     pub optimizer: OptimizerName,
     /// Learning rate.
     pub learning_rate: f64,
+    /// Learning rate of a fresh classification head (`task.head` classifier or mean_pooled), following the
+    /// same warm-up and schedule; the rest of the model keeps `learning_rate`. Unset: `learning_rate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_learning_rate: Option<f64>,
     /// Expected logical batch size (Poisson: q = batch_size / n).
     pub batch_size: usize,
     /// Examples per forward/backward pass (memory bound); the logical batch is split into these.
@@ -469,6 +474,11 @@ impl RunConfig {
         let o = &self.optimization;
         if !(o.learning_rate.is_finite() && o.learning_rate > 0.0) {
             return Err(format!("optimization.learning_rate = {} must be a finite number > 0", o.learning_rate));
+        }
+        if let Some(h) = o.head_learning_rate {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(format!("optimization.head_learning_rate = {h} must be a finite number > 0"));
+            }
         }
         if o.batch_size == 0 || o.physical_batch_size == 0 {
             return Err("optimization.batch_size and physical_batch_size must be at least 1".into());

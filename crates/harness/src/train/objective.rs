@@ -28,6 +28,11 @@ pub trait Objective {
     fn layers(&self) -> Vec<&dyn DpLayer>;
     /// Mean per-example loss over the evaluation examples, in batches of `batch`.
     fn eval_loss(&self, batch: usize) -> Result<Option<f64>>;
+    /// Names of the task head's parameters that `optimization.head_learning_rate` applies to (a
+    /// classification head on an encoder); none by default.
+    fn head_names(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// Before each training step (RGP draws new gradient carriers); nothing by default.
     fn prepare_step(&self) {}
     /// The logical batch in the order its physical micro-batches take it: as sampled by default. Causal LMs
@@ -311,7 +316,7 @@ impl PairClassifier {
         let types: Vec<&[i64]> = examples.iter().map(|e| e.token_type_ids.as_slice()).collect();
         let (types, _) = pad_rows(&types, 0, device);
         let hidden = self.model.encode(Inputs::ids(&ids).with_mask(&mask).with_token_types(&types), train, tape)?;
-        Ok(self.model.classification_logits(&hidden, train, tape)?)
+        Ok(self.model.classification_logits(&hidden, Some(&mask), train, tape)?)
     }
 
     /// Accuracy (and F1) on the evaluation examples.
@@ -324,6 +329,10 @@ impl PairClassifier {
 impl Objective for PairClassifier {
     fn train_len(&self) -> usize {
         self.train.len()
+    }
+
+    fn head_names(&self) -> Vec<String> {
+        self.model.classification_head_names()
     }
 
     fn fingerprint(&self) -> String {

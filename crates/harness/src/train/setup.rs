@@ -139,7 +139,7 @@ impl RunState {
             Privacy::Dp(p) => Some(resolve_dp(p, sampler.sampling(), steps, n, o.seed, &config_hash)?),
             Privacy::None => None,
         };
-        let optimizer = optimizer_for(config, steps)?;
+        let optimizer = optimizer_for(config, steps, objective)?;
         let mut state = Self {
             n,
             steps,
@@ -373,7 +373,9 @@ fn check_budget_fits(b: &Budget, sigma: f64, sampling: Sampling, steps: u64) -> 
     Ok(())
 }
 
-pub(crate) fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimizer> {
+/// The run's optimizer; `optimization.head_learning_rate` becomes a learning-rate factor on the objective's
+/// head parameters, and is refused when the objective has no classification head.
+pub(crate) fn optimizer_for(config: &RunConfig, steps: u64, objective: &dyn Objective) -> Result<DpOptimizer> {
     let o = &config.optimization;
     if o.warmup_steps > steps {
         return Err(BadInput(format!(
@@ -391,5 +393,16 @@ pub(crate) fn optimizer_for(config: &RunConfig, steps: u64) -> Result<DpOptimize
         Schedule::Linear => LrSchedule::Linear { total_steps: steps },
         Schedule::Constant => LrSchedule::Constant,
     };
-    Ok(DpOptimizer::new(kind, o.learning_rate, schedule, o.warmup_steps)?)
+    let optimizer = DpOptimizer::new(kind, o.learning_rate, schedule, o.warmup_steps)?;
+    let Some(head_lr) = o.head_learning_rate else { return Ok(optimizer) };
+    let heads = objective.head_names();
+    if heads.is_empty() {
+        return Err(BadInput(format!(
+            "optimization.head_learning_rate = {head_lr}: this run has no classification head to apply it to \
+             (it needs task.head classifier or mean_pooled on a sentence-classification task); remove the key"
+        ))
+        .into());
+    }
+    let factor = head_lr / o.learning_rate;
+    Ok(optimizer.with_lr_factors(heads.into_iter().map(|n| (n, factor)).collect())?)
 }

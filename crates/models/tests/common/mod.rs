@@ -183,7 +183,7 @@ pub fn encoder_losses(
                 [" great", " terrible"].iter().map(|w| *tok.encode(w, false).unwrap().last().unwrap()).collect();
             model.prompt_logits(&hidden, &positions, &Tensor::from_slice(&words), tape).unwrap()
         }
-        _ => model.classification_logits(&hidden, false, tape).unwrap(),
+        _ => model.classification_logits(&hidden, Some(&mask), false, tape).unwrap(),
     };
     logits.cross_entropy_loss::<Tensor>(&Tensor::from_slice(labels), None, tch::Reduction::None, -100, 0.0)
 }
