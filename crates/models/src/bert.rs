@@ -364,11 +364,16 @@ impl EncoderModel {
     /// Freezes every parameter except those of the top `k` encoder layers and of the head (the paper's
     /// "top2" baseline, Li et al. 2022, Table 2, on the encoder). Under the masked-LM head its dense,
     /// LayerNorm and decoder bias train, but the decoder weight is the word-embedding tensor and stays
-    /// frozen with the embeddings; a classification head trains whole. `k` must lie in 1..=layers.
+    /// frozen with the embeddings; a classification head trains whole. `k` must lie in 1..=layers, or be 0
+    /// under a classification head: the head alone trains (linear probing of the frozen encoder).
     pub fn train_only_top_layers(&mut self, k: usize) -> Result<(), ModelError> {
         let n = self.layers.len();
-        if k == 0 || k > n {
-            return Err(ModelError::Invalid(format!("top_k = {k} must lie in 1..={n} (the encoder's layers)")));
+        let lowest = if matches!(self.head, EncoderHead::MaskedLm { .. }) { 1 } else { 0 };
+        if k < lowest || k > n {
+            return Err(ModelError::Invalid(format!(
+                "top_k = {k} must lie in {lowest}..={n} (the encoder's layers; 0, the head alone, needs a \
+                 classification head)"
+            )));
         }
         let mut keep = ptrs(self.layers[n - k..].iter().flat_map(|l| l.layers()).flat_map(|l| l.parameters()));
         keep.extend(ptrs(self.head_parameters()));

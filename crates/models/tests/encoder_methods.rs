@@ -74,6 +74,11 @@ fn trainable_counts_on_the_roberta_base_config() {
     cls.train_only_top_layers(2).unwrap();
     assert_eq!(count(&cls.trainable()), 2 * layer + cls_head);
     assert_eq!(count(&cls.trainable()), 14_767_874);
+    // top_k = 0 under a classification head: the head alone (linear probing), 768·768 + 768 + 768·2 + 2.
+    cls.train_only_top_layers(0).unwrap();
+    assert_eq!(count(&cls.trainable()), cls_head);
+    assert_eq!(count(&cls.trainable()), 592_130);
+    assert!(cls.trainable().iter().all(|(n, _)| n.starts_with("classifier.")), "{:?}", cls.trainable());
     drop(cls);
 
     // LoRA rank 4 on query and value, MLM head: 12 layers × 2 projections × (A 4·768 + B 768·4) = 147,456,
@@ -97,6 +102,7 @@ fn invalid_arguments_are_refused() {
     let all = count(&model.trainable());
     for k in [0, 3] {
         match model.train_only_top_layers(k) {
+            // Under the masked-LM head 0 is refused too: the head alone is a classification head's option.
             Err(ModelError::Invalid(m)) => assert!(m.contains("1..=2"), "the message names the range: {m}"),
             other => panic!("top_k = {k}: expected an error, got {other:?}"),
         }

@@ -18,7 +18,8 @@ pub struct MethodSection {
     /// (reparametrized gradient perturbation of rank `rank`; GPT-2).
     #[serde(default = "full")]
     pub name: MethodName,
-    /// Blocks that train with `topk` (default 2, the paper's).
+    /// Blocks that train with `topk` (default 2, the paper's); 0 on an encoder with a classification head
+    /// trains the head alone (linear probing). The model checks the range.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_k: Option<usize>,
     /// Rank: LoRA (default 4) or RGP (default 1), the paper's.
@@ -128,7 +129,6 @@ impl MethodSection {
             }
         }
         match self.method() {
-            Method::Topk { top_k: 0 } => Err("method.top_k must be at least 1".into()),
             Method::Lora { rank, .. } | Method::Rgp { rank } if rank < 1 => {
                 Err(format!("method.rank = {rank} must be at least 1"))
             }
