@@ -468,7 +468,7 @@ fn load_encoder_for(
         (*model, tokenizer)
     } else {
         models::load_encoder_with_labels(dir, head, labels, opts).map_err(input_error).with_context(|| match labels {
-            Some(n) => format!("{}: task {} has {n} labels: the classification head must have {n} outputs (a checkpoint without a head gets a fresh one)", dir.display(), task.name()),
+            Some(n) => format!("loading {} (task {} has {n} labels: a classification head in the checkpoint must have {n} outputs; a checkpoint without one gets a fresh head)", dir.display(), task.name()),
             None => format!("loading {}", dir.display()),
         })?
     };
