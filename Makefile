@@ -63,7 +63,7 @@ lint:
 data: build ## Fetch missing datasets and tokenizer files from their official sources (needs a network)
 	bash scripts/fetch-data.sh
 
-pretrain-mini: setup ## Rebuild the committed mini GPT-2 checkpoint (results/pretrained/gpt2-mini; public text only, ~10 min on 2 cores)
+pretrain-mini: setup ## Rebuild the committed mini GPT-2 checkpoint (results/pretrained/gpt2-mini; public text only, ~18 min on 2 cores)
 	bash scripts/pretrain-mini.sh
 
 reproduce-table2: setup ## The main job: Table 2 of the paper (PROFILE=mini on a CPU by default; PROFILE=paper MODEL_DIR=…)
