@@ -36,8 +36,9 @@ if [ -z "$data_dir" ] || [ ! -d "$data_dir" ]; then
 fi
 py=${DPFT_VENV:-$root/.venv}/bin/python
 corpus=$work/data/pretrain-corpus
-if [ -f "$corpus/keywords.txt" ] && [ -f "$corpus/text.txt" ]; then
-  say "corpus: $corpus (present)"
+# SHA256SUMS is written last: with it present and matching, the corpus is complete.
+if [ -f "$corpus/SHA256SUMS" ] && (cd "$corpus" && sha256sum --check --quiet SHA256SUMS); then
+  say "corpus: $corpus (present, sha256 checked)"
 else
   "$py" python/pretrain/public_corpus.py "$data_dir" "$corpus"
 fi

@@ -11,10 +11,10 @@ Two files are written, both plain text that `dpft train` (task `text`) cuts into
 * `keywords.txt` — a keyword-to-sentence task built from the same sentences: for each sentence of 6–40 words,
   2–6 of its content-word phrases in order, then the sentence, written as the causal tasks write an example,
   `" kw1 | kw2 | kw3 <|endoftext|> sentence <|endoftext|>"`. It teaches the generic skill a data-to-text task
-  asks of a pretrained LM (mention every item of the input in a fluent sentence), which a 1M-parameter model
-  trained on 2M words of running text does not acquire (large LMs learn it from web-scale text: Li et al.
-  2022, Sec. 5, attribute DP fine-tuning's success to pretraining quality). It is built from public text by a
-  fixed rule, not from any E2E or DART content.
+  asks of a pretrained LM (mention every item of the input in a fluent sentence); Li et al. 2022 attribute DP
+  fine-tuning's success to pretraining quality. Measured on E2E dev (100 tables, full fine-tuning at
+  epsilon 8, 15 steps of 1,024): BLEU 17.95 from this corpus's checkpoint, 14.60 from the WikiText-2-only one.
+  It is built from public text by a fixed rule, not from any E2E or DART content.
 
 Deterministic for a given seed. Usage: python public_corpus.py DATA_DIR OUT_DIR [--seed 0]
 """
