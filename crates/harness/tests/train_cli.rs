@@ -266,6 +266,7 @@ fn bad_configs_exit_2_and_keep_earlier_runs() {
         (good.replace("learning_rate", "learnig_rate"), "learnig_rate"),
         (good.replace("target_epsilon: 3", "target_epsilon: 0"), "target_epsilon = 0"),
         (good.replace("max_grad_norm: 0.1", "max_grad_norm: -1"), "max_grad_norm = -1"),
+        (good.replace("seed: 3}", "seed: 3, ema_decay: 1.0}"), "optimization.ema_decay = 1"),
         (good.replace(&model.display().to_string(), "/nonexistent/model"), "not a model folder"),
         (good.replace("name: e2e", "name: text, text_files: [nowhere.txt]"), "nowhere.txt"),
     ];
@@ -532,6 +533,40 @@ fn rgp_updates_the_weight_matrices_and_resumes_exactly() {
     for (name, t) in &a {
         assert!(t.equal(&b[name]), "{name} differs after resume");
     }
+}
+
+/// `optimization.ema_decay`: the checkpoint keeps the last iterate and the average beside it, the saved
+/// model is the average (not the last iterate), and a killed and resumed run ends with the same average.
+#[test]
+fn the_iterate_average_is_evaluated_saved_and_resumed_exactly() {
+    let Some(model) = setup() else { return };
+    let cfg = tmp("ema.yaml");
+    let text = config(&model, "{noise_multiplier: 1.0, max_grad_norm: 0.5, noise_seed: fixed}")
+        .replace("seed: 3}", "seed: 3, ema_decay: 0.5}");
+    std::fs::write(&cfg, text).unwrap();
+    let (whole, parts) = (tmp("ema-whole"), tmp("ema-parts"));
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", whole.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("average of the iterates"), "{}", stderr(&o));
+    let last = common::read(&whole.join("checkpoints/step-4/model.safetensors"));
+    let average = common::read(&whole.join("checkpoints/step-4/average.safetensors"));
+    let saved = common::read(&whole.join("model/model.safetensors"));
+    let key = "transformer.h.1.attn.c_attn.weight";
+    let avg = &average[&format!("ema.{key}")];
+    assert!(saved[key].equal(avg), "the saved model is the average");
+    assert!(!avg.equal(&last[key]), "the average differs from the last iterate");
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--stop-after-steps", "3"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = dpft(&["train", cfg.to_str().unwrap(), "--out", parts.to_str().unwrap(), "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resumed = common::read(&parts.join("checkpoints/step-4/average.safetensors"));
+    assert_eq!(resumed.len(), average.len());
+    for (name, t) in &average {
+        assert!(t.equal(&resumed[name]), "{name} differs after resume");
+    }
+    let a = read_json(&whole.join("summary.json"));
+    let b = read_json(&parts.join("summary.json"));
+    assert_eq!(a["metrics"]["loss"], b["metrics"]["loss"], "the final evaluation sees the same average");
 }
 
 #[test]

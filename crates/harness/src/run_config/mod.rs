@@ -142,6 +142,13 @@ pub struct OptimizationSection {
     /// Write a checkpoint every this many steps (0: at the end only).
     #[serde(default)]
     pub checkpoint_every: u64,
+    /// Decay β of an exponential moving average of the iterates, in (0, 1): the final evaluation and the
+    /// saved model use the bias-corrected average θ̄_T = Σ_t β^(T−t)(1 − β) θ_t / (1 − β^T) instead of
+    /// θ_T. It averages out the noise that private steps leave in the iterates (De et al. 2022 average
+    /// DP-SGD's iterates the same way) and is post-processing of released updates: no privacy cost. Unset:
+    /// the last iterate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ema_decay: Option<f64>,
 }
 
 /// `privacy:`: `none`, or the DP settings.
@@ -484,6 +491,13 @@ impl RunConfig {
             return Err("optimization.batch_size and physical_batch_size must be at least 1".into());
         }
         o.length()?;
+        if let Some(b) = o.ema_decay {
+            if !(b > 0.0 && b < 1.0) {
+                return Err(format!(
+                    "optimization.ema_decay = {b} must lie in (0, 1) (remove it to evaluate the last iterate)"
+                ));
+            }
+        }
         if !(o.weight_decay >= 0.0 && (0.0..1.0).contains(&o.momentum)) {
             return Err("optimization.weight_decay must be ≥ 0 and momentum in [0, 1)".into());
         }

@@ -1,5 +1,5 @@
-//! Checkpoints of a run: parameters, optimiser moments, the sampler's stream position, the accountant's
-//! history and the step, in `OUT/checkpoints/step-K/`. Written into `step-K.tmp/` and renamed into place,
+//! Checkpoints of a run: parameters, optimiser moments, the iterate average (when kept), the sampler's
+//! stream position, the accountant's history and the step, in `OUT/checkpoints/step-K/`. Written into `step-K.tmp/` and renamed into place,
 //! then `OUT/checkpoints/latest` (a file naming the folder) is replaced by a rename: a kill at any moment
 //! leaves the previous checkpoint intact and `latest` pointing at a complete one. `latest` names only a
 //! `step-K` folder of this run, and no link in `checkpoints/` is followed. Noise needs no state:
@@ -57,6 +57,8 @@ pub struct Restored {
     pub parameters: Vec<(String, Tensor)>,
     /// Optimiser moments by name.
     pub optimizer: Vec<(String, Tensor)>,
+    /// The iterate average (`optimization.ema_decay`; empty without one).
+    pub average: Vec<(String, Tensor)>,
 }
 
 fn dir(out: &Path) -> PathBuf {
@@ -75,6 +77,7 @@ pub fn save(
     state: &TrainState,
     parameters: &[(String, Tensor)],
     optimizer: &[(String, Tensor)],
+    average: &[(String, Tensor)],
 ) -> Result<()> {
     let root = dir(out);
     refuse_link(&root)?;
@@ -92,6 +95,9 @@ pub fn save(
         Tensor::write_safetensors(&cpu(optimizer), tmp.join("optimizer.safetensors"))
             .context("writing the optimizer state")?;
     }
+    if !average.is_empty() {
+        Tensor::write_safetensors(&cpu(average), tmp.join(AVERAGE)).context("writing the iterate average")?;
+    }
     safe_fs::write_atomic(&tmp.join("state.json"), serde_json::to_string_pretty(state)?.as_bytes())
         .context("writing state.json")?;
     // A folder of this name that `latest` does not point to is a leftover of an interrupted attempt.
@@ -106,6 +112,9 @@ pub fn save(
     }
     Ok(())
 }
+
+/// The iterate average's file in a checkpoint folder.
+const AVERAGE: &str = "average.safetensors";
 
 /// The file naming the latest complete checkpoint folder.
 const LATEST: &str = "latest";
@@ -157,10 +166,16 @@ pub fn load(out: &Path) -> Result<Restored> {
         .with_context(|| format!("reading {}/model.safetensors", folder.display()))?;
     let opt_path = folder.join("optimizer.safetensors");
     let optimizer = if opt_path.is_file() { Tensor::read_safetensors(&opt_path)? } else { Vec::new() };
+    let avg_path = folder.join(AVERAGE);
+    let average = if avg_path.is_file() {
+        Tensor::read_safetensors(&avg_path).with_context(|| format!("reading {}", avg_path.display()))?
+    } else {
+        Vec::new()
+    };
     if History::from_json(&state.history).is_err() && !state.history.is_empty() {
         bail!("{}/state.json: the privacy history is corrupt", folder.display());
     }
-    Ok(Restored { state, parameters, optimizer })
+    Ok(Restored { state, parameters, optimizer, average })
 }
 
 /// Copies checkpointed values into the model's tensors (same names and shapes, all of them).

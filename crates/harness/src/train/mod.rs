@@ -10,6 +10,7 @@
 //! Outputs in the run folder: `config.yaml` (the resolved config), `metrics.jsonl` (one line per step and
 //! per evaluation), `checkpoints/`, and at the end `summary.json` and `privacy.json`.
 
+mod averaging;
 pub mod checkpoint;
 pub mod fingerprint;
 pub mod generation_eval;
@@ -102,6 +103,9 @@ pub fn train(
                 break;
             }
         };
+        if let Some(average) = &mut state.average {
+            average.update(&state.updated, step);
+        }
         metrics.write(&record.line(step, state.optimizer.lr_at(step), t0.elapsed().as_secs_f64())?)?;
         examples_seen += record.examples as u64;
         let rate = examples_seen as f64 / loop_start.elapsed().as_secs_f64();
@@ -130,6 +134,11 @@ pub fn train(
     state.save(out, objective, done)?;
     if let Some(msg) = &stopped {
         log::warn!("{msg}");
+    }
+    // The final evaluation and the saved model use the iterate average (the checkpoint keeps θ_T).
+    if let Some(average) = &state.average {
+        average.write_into(&state.updated);
+        log::info!("evaluating and saving the average of the iterates (optimization.ema_decay)");
     }
     // 4. Outputs. The ledger is written before the final evaluation: a failure there must not lose it.
     write_json(&out.join("privacy.json"), &serde_json::to_value(PrivacyReport::new(config, &state, done)?)?)?;

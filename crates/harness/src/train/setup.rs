@@ -14,6 +14,7 @@ use dp_core::engine::{
 };
 use tch::Tensor;
 
+use super::averaging::IterateAverage;
 use super::checkpoint::{self, Restored, TrainState};
 use super::objective::Objective;
 use super::secrets;
@@ -64,6 +65,8 @@ pub(super) struct RunState {
     pub data_fingerprint: String,
     /// Cost of the run so far across segments (the start and each resume).
     pub cost: Cost,
+    /// The iterate average (`optimization.ema_decay`).
+    pub average: Option<IterateAverage>,
 }
 
 /// Wall time and peak memory over a run's segments: what earlier segments recorded in their last
@@ -140,6 +143,7 @@ impl RunState {
             Privacy::None => None,
         };
         let optimizer = optimizer_for(config, steps, objective)?;
+        let average = o.ema_decay.map(|decay| IterateAverage::new(decay, &updated));
         let mut state = Self {
             n,
             steps,
@@ -155,6 +159,7 @@ impl RunState {
             config_hash,
             data_fingerprint,
             cost: Cost::new(),
+            average,
         };
         if let Some(r) = restored {
             state.resume_from(r, objective, launch)?;
@@ -198,6 +203,11 @@ impl RunState {
         }
         checkpoint::restore_parameters(&objective.parameters(), &r.parameters)?;
         self.optimizer.load_state(&self.updated, r.state.optimizer_step, &r.optimizer)?;
+        if let Some(average) = &mut self.average {
+            if r.state.step > 0 {
+                average.load(&r.average).with_context(|| format!("resuming {}", out.display()))?;
+            }
+        }
         self.sampler.set_stream_position(r.state.sampler_position.parse().context("checkpoint sampler position")?);
         if !r.state.history.is_empty() {
             self.history = History::from_json(&r.state.history)?;
@@ -235,7 +245,8 @@ impl RunState {
             peak_memory_bytes: self.cost.peak_memory_bytes(),
             segments: self.cost.segments(),
         };
-        checkpoint::save(out, &state, &objective.parameters(), &opt_state)
+        let average = self.average.as_ref().map(IterateAverage::state).unwrap_or_default();
+        checkpoint::save(out, &state, &objective.parameters(), &opt_state, &average)
     }
 }
 
