@@ -151,11 +151,19 @@ fn table_2_layout_holds_hand_computed_means_and_stds() {
     let broken = results.join("broken");
     write_run(&broken, &Spec::e2e("full", Some(3.0), 9, 0.1));
     std::fs::write(broken.join("config.yaml"), "model: {path: m}\ntask: {name: e2e}\nnot_a_key: 1\n").unwrap();
-    // The sweep's sweep.json: a label for one run, and a run that failed before its folder was made.
-    let sweep = json!({"name": "a", "runs": [
-        {"id": "lora-eps3-s1", "label": "method.name=lora, privacy={target_epsilon: 3}", "status": "finished", "error": null},
-        {"id": "never", "label": "x", "status": "failed", "error": "boom"},
-    ]});
+    // The sweep's sweep.json: every run of the sweep (a label for one), the unfinished one, and a run that
+    // failed before its folder was made. A finished run it does not list is from an earlier version of the
+    // sweep file: skipped, or its BLEU of 0.99 would enter the LoRA ε = 3 cell.
+    write_run(&results.join("sweep-a/lora-old-recipe"), &Spec::e2e("lora", Some(3.0), 1, 0.99));
+    let mut listed = vec![
+        json!({"id": "lora-eps3-s1", "label": "method.name=lora, privacy={target_epsilon: 3}", "status": "finished", "error": null}),
+        json!({"id": "never", "label": "x", "status": "failed", "error": "boom"}),
+        json!({"id": "unfinished", "status": "running", "error": null}),
+    ];
+    for id in ["lora-eps3-s2", "lora-eps8-s1", "lora-eps8-s2", "lora-none-s1", "lora-none-s2"] {
+        listed.push(json!({"id": id, "status": "finished", "error": null}));
+    }
+    let sweep = json!({"name": "a", "runs": listed});
     std::fs::write(results.join("sweep-a/sweep.json"), sweep.to_string()).unwrap();
     // A file of the user's in the output folder stays.
     let out = root.join("out");
@@ -257,8 +265,9 @@ fn table_2_layout_holds_hand_computed_means_and_stds() {
     assert_eq!(report["runs"].as_array().unwrap().len(), 12);
     let skipped: Vec<String> =
         report["skipped"].as_array().unwrap().iter().map(|s| s["path"].as_str().unwrap().to_string()).collect();
-    assert_eq!(skipped.len(), 3, "{skipped:?}");
-    assert!(["unfinished", "broken", "never"].iter().all(|n| skipped.iter().any(|p| p.ends_with(n))), "{skipped:?}");
+    assert_eq!(skipped.len(), 4, "{skipped:?}");
+    assert!(report["skipped"].to_string().contains("earlier version of the sweep file"), "{}", report["skipped"]);
+    assert!(["unfinished", "broken", "never", "lora-old-recipe"].iter().all(|n| skipped.iter().any(|p| p.ends_with(n))), "{skipped:?}");
     assert!(report["skipped"].to_string().contains("boom"), "the sweep's error is kept");
     let labelled = report["runs"].as_array().unwrap().iter().find(|r| r["id"] == "sweep-a/lora-eps3-s1").unwrap();
     assert_eq!(labelled["label"], "method.name=lora, privacy={target_epsilon: 3}");

@@ -3,7 +3,8 @@
 //! A run folder is a folder with `summary.json` and `config.yaml`, as `dpft train` leaves it; it sits
 //! directly in the results folder (`RESULTS/<run>/`) or one level down (`RESULTS/<sweep>/<run>/`, as
 //! `dpft sweep` writes them; the sweep's `sweep.json` supplies each run's label and, for failed runs, the
-//! error). Folders that hold a started run without `summary.json` (unfinished or failed), runs whose files
+//! error; a run folder its sweep's `sweep.json` does not list is from an earlier version of the sweep
+//! file and is skipped). Folders that hold a started run without `summary.json` (unfinished or failed), runs whose files
 //! cannot be read, and runs that stopped some other way are listed as skipped, with the reason.
 
 use std::collections::{BTreeMap, HashMap};
@@ -173,6 +174,24 @@ fn never_started(dir: &Path, entries: HashMap<String, SweepEntry>) -> Vec<Skippe
         .collect()
 }
 
+/// The sweep entry of the run folder `dir`. When its sweep's `sweep.json` lists runs (`listed`) and not
+/// this one, the folder holds a run of an earlier version of the sweep file (other values, so another id):
+/// it is skipped, so that a table never mixes two recipes.
+fn listed_entry(dir: &Path, entries: &mut HashMap<String, SweepEntry>, listed: bool) -> Result<SweepEntry, Skipped> {
+    let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    match entries.remove(&id) {
+        Some(entry) => Ok(entry),
+        None if listed => Err(Skipped {
+            path: dir.to_path_buf(),
+            unfinished: false,
+            reason: "not a run of the sweep as it is now (its sweep.json does not list it: a run of an earlier \
+                     version of the sweep file); move it out of the folder to silence this"
+                .to_string(),
+        }),
+        None => Ok(SweepEntry::default()),
+    }
+}
+
 /// Finds the runs under `root` (see the module doc), leaving out the folder `exclude` (the report's own
 /// output). A missing or unreadable `root` is [`BadInput`].
 pub fn collect(root: &Path, exclude: Option<&Path>) -> Result<Collection, BadInput> {
@@ -192,18 +211,23 @@ pub fn collect(root: &Path, exclude: Option<&Path>) -> Result<Collection, BadInp
     } else {
         // RESULTS_DIR may itself be a sweep's folder, with its sweep.json.
         let mut top_entries = sweep_entries(root);
+        let top_listed = !top_entries.is_empty();
         for dir in subdirs(root, exclude).map_err(unreadable)? {
             if has_run(&dir) {
-                let id = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                candidates.push((dir, top_entries.remove(&id).unwrap_or_default()));
+                match listed_entry(&dir, &mut top_entries, top_listed) {
+                    Ok(entry) => candidates.push((dir, entry)),
+                    Err(stale) => not_started.push(stale),
+                }
                 continue;
             }
             let mut entries = sweep_entries(&dir);
+            let listed = !entries.is_empty();
             for sub in subdirs(&dir, exclude).unwrap_or_default() {
                 if has_run(&sub) {
-                    let id = sub.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                    let entry = entries.remove(&id).unwrap_or_default();
-                    candidates.push((sub, entry));
+                    match listed_entry(&sub, &mut entries, listed) {
+                        Ok(entry) => candidates.push((sub, entry)),
+                        Err(stale) => not_started.push(stale),
+                    }
                 }
             }
             not_started.extend(never_started(&dir, entries));
