@@ -267,7 +267,10 @@ fn table_2_layout_holds_hand_computed_means_and_stds() {
         report["skipped"].as_array().unwrap().iter().map(|s| s["path"].as_str().unwrap().to_string()).collect();
     assert_eq!(skipped.len(), 4, "{skipped:?}");
     assert!(report["skipped"].to_string().contains("earlier version of the sweep file"), "{}", report["skipped"]);
-    assert!(["unfinished", "broken", "never", "lora-old-recipe"].iter().all(|n| skipped.iter().any(|p| p.ends_with(n))), "{skipped:?}");
+    assert!(
+        ["unfinished", "broken", "never", "lora-old-recipe"].iter().all(|n| skipped.iter().any(|p| p.ends_with(n))),
+        "{skipped:?}"
+    );
     assert!(report["skipped"].to_string().contains("boom"), "the sweep's error is kept");
     let labelled = report["runs"].as_array().unwrap().iter().find(|r| r["id"] == "sweep-a/lora-eps3-s1").unwrap();
     assert_eq!(labelled["label"], "method.name=lora, privacy={target_epsilon: 3}");
