@@ -4,8 +4,9 @@
 //! directly in the results folder (`RESULTS/<run>/`) or one level down (`RESULTS/<sweep>/<run>/`, as
 //! `dpft sweep` writes them; the sweep's `sweep.json` supplies each run's label and, for failed runs, the
 //! error; a run folder its sweep's `sweep.json` does not list is from an earlier version of the sweep
-//! file and is skipped). Folders that hold a started run without `summary.json` (unfinished or failed), runs whose files
-//! cannot be read, and runs that stopped some other way are listed as skipped, with the reason.
+//! file and is skipped). Folders that hold a started run without `summary.json` (unfinished or failed),
+//! runs whose files cannot be read, and runs that stopped some other way are listed as skipped, with the
+//! reason.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
