@@ -638,11 +638,17 @@ pub fn causal_lm_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor, Mode
     // Half-precision logits are upcast (as Hugging Face's loss does): a log-softmax over V in bf16 and
     // token counts above 256 would be inexact.
     let kind = if matches!(logits.kind(), Kind::Double) { Kind::Double } else { Kind::Float };
-    let shift_logits = logits.narrow(1, 0, t - 1).reshape([-1, v]).to_kind(kind); // [B·(T−1), V]
-    let targets = labels.narrow(1, 1, t - 1); // [B, T−1]
-    let nll = shift_logits
+    // The targets are shifted, not the logits: position t's target is labels[t + 1] and the last position's
+    // is −100 (ignored, a loss of exactly 0). Narrowing the logits to T − 1 positions instead would copy all
+    // of them (a non-contiguous [B, T−1, V] view flattened) and, in the backward pass, write their gradient
+    // into a zero-filled [B, T, V]: two buffers of the logits' size (206 MB for GPT-2 at B·T = 1,024).
+    let ignored = Tensor::full([b, 1], -100, (labels.kind(), labels.device()));
+    let targets = Tensor::cat(&[&labels.narrow(1, 1, t - 1), &ignored], 1); // [B, T]
+    let nll = logits
+        .reshape([-1, v])
+        .to_kind(kind)
         .cross_entropy_loss::<Tensor>(&targets.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
-        .reshape([b, t - 1]);
+        .reshape([b, t]);
     let counts = targets.ne(-100).sum_dim_intlist([1i64].as_slice(), false, kind); // [B]
     if bool::try_from(counts.eq(0).any()).unwrap_or(true) {
         return Err(ModelError::Invalid(

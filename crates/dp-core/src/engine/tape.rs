@@ -16,11 +16,13 @@ pub trait DpRecord {
     fn layer(&self) -> &str;
     /// The layer's parameters as (full name, tensor), in a fixed order.
     fn parameters(&self) -> Vec<(String, Tensor)>;
-    /// The output the gradient is taken at (a node of the autograd graph).
+    /// Where the gradient is taken (a node of the autograd graph): the layer's output or, for the engine's
+    /// layers, a stand-in of its shape whose gradient is the output's (`layers::probed`).
     fn output(&self) -> &Tensor;
     /// Per-example squared gradient norms, one `[B]` tensor per parameter.
     fn sq_norms(&self, grad_output: &Tensor, method: NormMethod) -> Vec<Tensor>;
-    /// Σ_b c_b ∇_b for each parameter (c: `[B]`), shaped like the parameter.
+    /// Σ_b c_b ∇_b for each parameter (c: `[B]`), shaped like the parameter: fresh tensors, not views of
+    /// anything else, since the engine adds a tied variable's second part into the first in place.
     fn weighted_grads(&self, grad_output: &Tensor, c: &Tensor) -> Vec<Tensor>;
     /// Per-example gradients `[B, …parameter shape]` for each parameter (naive mode).
     fn per_example_grads(&self, grad_output: &Tensor) -> Vec<Tensor>;

@@ -46,26 +46,40 @@ pub(crate) fn clipped_sum(
 /// are `[B, d_out, d_in]`, larger whenever T < d_in). Here the records are taken largest G first (the
 /// head's logits gradient, 206 MB for GPT-2 small at 8 × 128) and each G is dropped as soon as its weighted
 /// gradients exist, so the clipped sum (the size of the model) grows while the Gs shrink, instead of both
-/// being held at once at the end.
+/// being held at once at the end. A tied variable's second part is added into the first in place and
+/// dropped at once (records return fresh tensors, [`crate::engine::DpRecord::weighted_grads`]): the sum of
+/// a tie never exists next to both of its parts (GPT-2's wte/lm_head: 154 MB each).
 fn bk_sum(plan: &ClipPlan<'_>, grad_outputs: Vec<Tensor>, factors: &ClipFactors) -> Vec<Tensor> {
+    // slot_of[record][param]: the trainable variable this part belongs to (None: not trained).
+    let mut slot_of: Vec<Vec<Option<usize>>> = plan.active.iter().map(|_| Vec::new()).collect();
+    for (slot, owners) in plan.slots.iter().enumerate() {
+        for o in owners {
+            let row = &mut slot_of[o.active];
+            if row.len() <= o.param {
+                row.resize(o.param + 1, None);
+            }
+            row[o.param] = Some(slot);
+        }
+    }
     let mut order: Vec<usize> = (0..grad_outputs.len()).collect();
     order.sort_by_key(|&a| std::cmp::Reverse(grad_outputs[a].numel()));
     let mut grad_outputs: Vec<Option<Tensor>> = grad_outputs.into_iter().map(Some).collect();
-    let mut weighted: Vec<Vec<Tensor>> = (0..plan.active.len()).map(|_| Vec::new()).collect();
+    let mut sums: Vec<Option<Tensor>> = plan.slots.iter().map(|_| None).collect();
     for a in order {
         let g = grad_outputs[a].take().expect("each output gradient is used once");
-        weighted[a] = plan.active[a].record.weighted_grads(&g, &factors.per_record[a]);
+        let parts = plan.active[a].record.weighted_grads(&g, &factors.per_record[a]);
+        drop(g);
+        for (param, part) in parts.into_iter().enumerate() {
+            let Some(slot) = slot_of[a].get(param).copied().flatten() else { continue };
+            match &mut sums[slot] {
+                Some(sum) => {
+                    let _ = sum.g_add_(&part);
+                }
+                empty => *empty = Some(part),
+            }
+        }
     }
-    plan.slots
-        .iter()
-        .map(|owners| {
-            owners
-                .iter()
-                .map(|o| weighted[o.active][o.param].shallow_clone())
-                .reduce(|a, b| a + b)
-                .expect("the plan gives every variable an owner")
-        })
-        .collect()
+    sums.into_iter().map(|s| s.expect("the plan gives every variable an owner")).collect()
 }
 
 /// ∇ of Σ_i c_i L_i: one factor per example (per-layer clipping is refused with ghost when the clipper

@@ -40,13 +40,15 @@ impl Embedding {
         let y = Tensor::embedding(&self.weight, ids, self.padding_idx.unwrap_or(-1), false, false);
         if tape.is_on() {
             let b = ids.size()[0];
+            let (y, probe) = super::probed(y);
             tape.record(Box::new(EmbeddingRecord {
                 name: self.name.clone(),
                 ids: ids.reshape([b, -1]),
-                output: y.shallow_clone(),
+                output: probe,
                 weight: self.weight.shallow_clone(),
                 padding_idx: self.padding_idx,
             }));
+            return y;
         }
         y
     }
@@ -100,7 +102,9 @@ impl DpRecord for EmbeddingRecord {
     fn weighted_grads(&self, grad_output: &Tensor, c: &Tensor) -> Vec<Tensor> {
         let g = self.masked(grad_output) * c.reshape([-1, 1, 1]);
         let d = g.size()[2];
-        let grad = self.weight.zeros_like().index_add(0, &self.ids.reshape([-1]), &g.reshape([-1, d]));
+        // Into the zeros in place: no second table of the vocabulary's size (154 MB for GPT-2's wte).
+        let mut grad = self.weight.zeros_like();
+        let _ = grad.index_add_(0, &self.ids.reshape([-1]), &g.reshape([-1, d]));
         vec![grad]
     }
 

@@ -70,14 +70,16 @@ impl Linear {
             }
         };
         if tape.is_on() {
+            let (y, probe) = super::probed(y);
             tape.record(Box::new(LinearRecord {
                 name: self.name.clone(),
                 input: as_btn(&x.detach()).to_kind(super::accumulation_kind(x.kind())),
-                output: y.shallow_clone(),
+                output: probe,
                 weight: self.weight.shallow_clone(),
                 bias: self.bias.as_ref().map(Tensor::shallow_clone),
                 layout: self.layout,
             }));
+            return y;
         }
         y
     }

@@ -38,6 +38,19 @@ pub enum Factor {
     OneHot(Tensor),
 }
 
+/// A layer output and the stand-in the tape records for it: `(y + p, p)`, with p a zero of y's shape and
+/// dtype stored as one element (a scalar that requires grad, broadcast). The model goes on with y + p, equal
+/// to y; the backward pass stops at p, whose gradient is y's (the sum passes it through unchanged). The tape
+/// thus holds one number per layer instead of the output: an output that nothing else saves for the
+/// backward pass (the logits, 206 MB for GPT-2 small at 8 × 128; the attention and MLP output projections)
+/// is freed after its use in the forward pass, as without DP, and not kept until clipping ends (issue 20
+/// part 2).
+pub(crate) fn probed(mut y: Tensor) -> (Tensor, Tensor) {
+    let probe = Tensor::zeros([], (y.kind(), y.device())).set_requires_grad(true).expand(y.size(), false);
+    let _ = y.g_add_(&probe);
+    (y, probe)
+}
+
 /// Per-example Gram matrices ⟨x_t, y_s⟩, `[B, Tx, Ty]`.
 pub(crate) fn gram(x: &Factor, y: &Factor) -> Tensor {
     match (x, y) {
@@ -125,4 +138,32 @@ pub(crate) fn ghost_sq_norm(a: &Tensor, g: &Tensor) -> Tensor {
     let aa = a.bmm(&a.transpose(1, 2)); // [B, T, T]
     let gg = g.bmm(&g.transpose(1, 2)); // [B, T, T]
     (aa * gg).sum_dim_intlist([1i64, 2].as_slice(), false, None::<Kind>)
+}
+
+#[cfg(test)]
+mod tests {
+    use tch::{Device, Kind, Tensor};
+
+    use super::{DpLayer, Linear, WeightLayout};
+    use crate::engine::Tape;
+
+    #[test]
+    fn the_tape_holds_a_one_element_stand_in_whose_gradient_is_the_outputs() {
+        let p = |s: &[i64]| Tensor::randn(s, (Kind::Double, Device::Cpu)).set_requires_grad(true);
+        let layer =
+            Linear { name: "lm_head".into(), weight: p(&[6, 4]), bias: Some(p(&[6])), layout: WeightLayout::OutIn };
+        let x = Tensor::randn([3, 2, 4], (Kind::Double, Device::Cpu));
+        let plain = layer.forward(&x, &mut Tape::off());
+        let mut tape = Tape::on();
+        let y = layer.forward(&x, &mut tape);
+        assert!(y.equal(&plain), "the recorded forward pass gives the same output");
+        let stand_in = tape.records()[0].output().shallow_clone();
+        assert_eq!(stand_in.size(), y.size());
+        assert_eq!(stand_in.stride(), vec![0, 0, 0], "one stored element: the output itself is not held");
+        // loss = Σ w ⊙ y: the gradient at the output is w, and the stand-in receives exactly it.
+        let w = Tensor::randn([3, 2, 6], (Kind::Double, Device::Cpu));
+        let g = Tensor::run_backward(&[(&y * &w).sum(Kind::Double)], &[&stand_in], false, false);
+        assert!(g[0].equal(&w));
+        assert_eq!(layer.parameters().len(), 2);
+    }
 }

@@ -49,12 +49,14 @@ impl RmsNorm {
         let normalized = self.normalize(x);
         let y = &self.weight * &normalized;
         if tape.is_on() {
+            let (y, probe) = super::probed(y);
             tape.record(Box::new(RmsNormRecord {
                 name: self.name.clone(),
                 normalized: as_btn(&normalized.detach()).to_kind(super::accumulation_kind(normalized.kind())),
-                output: y.shallow_clone(),
+                output: probe,
                 weight: self.weight.shallow_clone(),
             }));
+            return y;
         }
         y
     }
