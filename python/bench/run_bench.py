@@ -22,8 +22,8 @@ Every run is its own process, one after the other (never two at once: they would
 and MAX_BATCH_METHODS below list them; PROFILES the sizes.
 
 Profiles (BENCH_PROFILE or --profile; --device, --mem-limit, --max-batch-cap override a profile's values):
-- cpu (default): timing of gpt2 (124M parameters, random weights), batch 8 x 128 tokens, 5 timed steps after 1
-  warm-up; max batch of a ladder of small GPT-2 configs (GPT-2's vocabulary of 50257 and 1024 positions, fewer
+- cpu (default): timing of gpt2 (124M parameters, random weights), batch 8 x 128 tokens, 3 timed steps after 1
+  warm-up, every timing run 3 times in rounds (--rounds); max batch of a ladder of small GPT-2 configs (GPT-2's vocabulary of 50257 and 1024 positions, fewer
   and narrower layers; written to OUT/configs/), 128 tokens, within 3 GiB of resident memory, batch at most 256.
 - paper: timing of gpt2, batch 32 x 128, 10 timed steps after 3 warm-up; max batch of gpt2, gpt2-medium and
   gpt2-large, 128 tokens, within --mem-limit (default 40 GiB), on --device (default cuda).
@@ -44,6 +44,13 @@ Timing: median step time over the timed steps, examples/s = batch / median, peak
 (CPU: the process's resident-set high-water mark, VmHWM, the model and Adam state included; CUDA: dpft reports the
 device memory its process holds at the end, nvidia-smi, i.e. peak reserved + context; the reference reports
 torch.cuda.max_memory_allocated, so memory across sides is not like for like on CUDA).
+Rounds (--rounds; cpu profile 3): the timing runs are repeated round-robin, every run once per round, so that the
+runs of one round are minutes apart. A run's file then holds the record of its round with the median step time
+(the lower middle for an even count), the median peak memory over its rounds and "rounds" (each round's median
+step time, peak memory, phases, start); each target ratio is the median over rounds of the ratio within a round.
+On a shared or thermally throttled machine the speed drifts by tens of percent over the minutes a bench takes
+(this project's 2-core machine: dpft non-private 4.8 to 7.6 s a step on different runs); ratios within a round
+are what the drift leaves alone.
 
 Max batch (the same search on both sides, crates/harness/src/bench/max_batch.rs): `dpft bench --max-batch
 --mem-limit BYTES --max-batch-cap CAP` searches on its own; for the reference, this script searches the same way.
@@ -81,6 +88,7 @@ import platform
 import re
 import shlex
 import shutil
+import statistics
 import subprocess
 import sys
 import threading
@@ -140,19 +148,19 @@ SMOKE_MODEL = gpt2_config(2, 32, 2, vocab_size=128, n_positions=64, bos_token_id
 PROFILES = {
     "cpu": {
         "device": "cpu",
-        "timing": {"model": "gpt2", "batch_size": 8, "seq_len": 128, "steps": 5, "warmup": 1},
+        "timing": {"model": "gpt2", "batch_size": 8, "seq_len": 128, "steps": 3, "warmup": 1, "rounds": 3},
         "max_batch": {"models": [gpt2_config(2, 128, 2), gpt2_config(4, 256, 4)], "seq_len": 128,
                       "mem_limit": "3G", "cap": 256},
     },
     "paper": {
         "device": "cuda",
-        "timing": {"model": "gpt2", "batch_size": 32, "seq_len": 128, "steps": 10, "warmup": 3},
+        "timing": {"model": "gpt2", "batch_size": 32, "seq_len": 128, "steps": 10, "warmup": 3, "rounds": 1},
         "max_batch": {"models": ["gpt2", "gpt2-medium", "gpt2-large"], "seq_len": 128, "mem_limit": "40G",
                       "cap": 2048},
     },
     "smoke": {
         "device": "cpu",
-        "timing": {"model": SMOKE_MODEL, "batch_size": 2, "seq_len": 16, "steps": 1, "warmup": 1},
+        "timing": {"model": SMOKE_MODEL, "batch_size": 2, "seq_len": 16, "steps": 1, "warmup": 1, "rounds": 1},
         "max_batch": {"models": [SMOKE_MODEL], "seq_len": 16, "mem_limit": "2G", "cap": 4},
     },
 }
@@ -446,14 +454,17 @@ def python_max_batch(argv, limit, cap, device, env=None, log=None):
 # ------------------------------------------------------------------------------------------------ plan
 
 
-def settings_for(profile, device=None, mem_limit=None, cap=None):
+def settings_for(profile, device=None, mem_limit=None, cap=None, rounds=None):
     """The resolved settings of a profile (a deep-ish copy with the overrides applied)."""
     p = PROFILES[profile]
     mb = dict(p["max_batch"])
     mb["mem_limit_bytes"] = parse_bytes(mem_limit if mem_limit else mb["mem_limit"])
     if cap:
         mb["cap"] = int(cap)
-    return {"profile": profile, "device": device or p["device"], "timing": dict(p["timing"]), "max_batch": mb}
+    timing = dict(p["timing"])
+    if rounds:
+        timing["rounds"] = int(rounds)
+    return {"profile": profile, "device": device or p["device"], "timing": timing, "max_batch": mb}
 
 
 def rel(path):
@@ -563,8 +574,9 @@ def write_json(path, obj):
     tmp.replace(path)
 
 
-def execute(job, settings, out, dpft, reference, runner):
-    """Runs one job; returns the record written (the program's JSON + runner, or an error record)."""
+def execute(job, settings, out, dpft, reference, runner, write=True):
+    """Runs one job; returns its record (the program's JSON + runner, or an error record), written to the job's
+    file unless `write` is false."""
     env = child_env()
     argv = command(job, settings, out, dpft, reference)
     runner = {**runner, "label": job["label"], "side": job["side"], "untie_lm_head": job["untie"],
@@ -587,8 +599,29 @@ def execute(job, settings, out, dpft, reference, runner):
     runner["finished"] = now()
     runner["wall_s"] = round(time.perf_counter() - t0, 3)
     record["runner"] = runner
-    write_json(job["path"], record)
+    if write:
+        write_json(job["path"], record)
     return record
+
+
+def combine_rounds(records):
+    """One timing run's record over its rounds: the first failed round's record if a round failed; else the
+    record of the round with the median step time (the lower middle for an even count: its step times, phases and
+    runner), with peak_mem_bytes the median over rounds and "rounds" listing each round's median step time, peak
+    memory, phases and start."""
+    bad = next((r for r in records if not ok(r)), None)
+    if bad is not None:
+        return bad
+    middle = (len(records) - 1) // 2
+    by_time = sorted(records, key=lambda r: r["median_step_s"])
+    peaks = sorted(r.get("peak_mem_bytes") for r in records if r.get("peak_mem_bytes") is not None)
+    out = dict(by_time[middle])
+    if peaks:
+        out["peak_mem_bytes"] = peaks[(len(peaks) - 1) // 2]
+    out["rounds"] = [{"median_step_s": r.get("median_step_s"), "peak_mem_bytes": r.get("peak_mem_bytes"),
+                      "phase_median_s": r.get("phase_median_s"), "started": (r.get("runner") or {}).get("started")}
+                     for r in records]
+    return out
 
 
 def error_line(error, n=300):
@@ -660,6 +693,15 @@ def targets(timing):
         r = by.get(key)
         return r.get(field) if ok(r) else None
 
+    def per_round(num, den, field):
+        """The ratio within each round both runs have (the runs of one round ran minutes apart, so a machine
+        whose speed drifts over a run of the bench moves both alike); one round for records without rounds."""
+        a, b = by.get(num), by.get(den)
+        if not (ok(a) and ok(b)):
+            return []
+        ra, rb_ = a.get("rounds") or [a], b.get("rounds") or [b]
+        return [x for x in (ratio(p.get(field), q.get(field)) for p, q in zip(ra, rb_)) if x is not None]
+
     def missing(*keys):
         return "RUN FAILED" if any(by.get(k) is not None and not ok(by.get(k)) for k in keys) else "NOT RUN"
 
@@ -672,7 +714,8 @@ def targets(timing):
          TARGET_OPACUS_GHOST),
         ("PyTorch nonprivate time / dpft nonprivate time", TORCH_NONPRIVATE, NONPRIVATE, "median_step_s", None, None),
     ]:
-        r = ratio(val(num, field), val(den, field))
+        rounds = per_round(num, den, field)
+        r = statistics.median(rounds) if rounds else ratio(val(num, field), val(den, field))
         if r is None:
             result = missing(num, den)
         elif op is None:
@@ -680,7 +723,7 @@ def targets(timing):
         else:
             result = "PASS" if (r <= bound if op == "≤" else r >= bound) else "MISS"
         rows.append({"check": check, "ratio": r, "target": f"{op} {bound:.2f}" if op else "(context)",
-                     "result": result})
+                     "result": result, "per_round": rounds})
     return rows
 
 
@@ -749,7 +792,10 @@ def markdown(settings, entries, figures=()):
         "## Step time and peak memory",
         "",
         f"Model {model_label(t['model'])} (random weights), batch {t['batch_size']} x {t['seq_len']} tokens, median "
-        f"of {t['steps']} timed step{'s' if t['steps'] != 1 else ''} after {t['warmup']} warm-up. A step is forward, "
+        f"of {t['steps']} timed step{'s' if t['steps'] != 1 else ''} after {t['warmup']} warm-up"
+        + (f"; every run {t['rounds']} times, in rounds (each round runs every run once, in the order below), and "
+           "each row is the run's round with the median step time (peak memory: the median over its rounds)"
+           if t.get("rounds", 1) > 1 else "") + ". A step is forward, "
         "backward, per-example clipping "
         "and noise (private modes), Adam update. Opacus ghost clipping unties lm_head from wte (Opacus refuses tied "
         "parameters): compare it with dpft bk (untied lm_head).",
@@ -785,8 +831,14 @@ def markdown(settings, entries, figures=()):
     if kinds:
         lines += ["", f"Peak memory: {kinds}."]
     lines += ["", "## Targets", "", "| check | ratio | target | result |", "|---|---:|---|---|"]
-    for row in targets(entries["timing"]):
+    rows = targets(entries["timing"])
+    for row in rows:
         lines.append(f"| {row['check']} | {fmt(row['ratio'], '.3f', 'n/a')} | {row['target']} | {row['result']} |")
+    if any(len(row["per_round"]) > 1 for row in rows):
+        lines += ["", "Each ratio is the median over the rounds of the ratio within a round (runs of one round ran "
+                  "minutes apart; on a machine whose speed drifts, ratios across rounds would mix speeds). Per round:"]
+        lines += [f"- {row['check']}: {', '.join(format(x, '.3f') for x in row['per_round'])}"
+                  for row in rows if row["per_round"]]
     lines += [
         "",
         f"## Largest batch within {human_bytes(m['mem_limit_bytes'])}",
@@ -928,6 +980,8 @@ def parser():
                     help="run the timing section only")
     ap.add_argument("--skip-timing", "--only-max-batch", dest="skip_timing", action="store_true",
                     help="run the max-batch section only")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="times every timing run is repeated, round-robin [cpu 3, paper 1, smoke 1]")
     ap.add_argument("--only", metavar="REGEX", default=None,
                     help="run only the runs whose file name (without .json) matches, e.g. 'opacus-ghost' or '^dpft-'")
     ap.add_argument("--no-build", action="store_true", help="do not run cargo build --release -p harness first")
@@ -959,11 +1013,13 @@ def main(argv=None):
     if a.device is not None and not re.fullmatch(r"cpu|cuda(:[0-9]+)?", a.device):
         ap.error(f"--device {a.device!r}: expected cpu, cuda or cuda:N")
     try:
-        settings = settings_for(a.profile, a.device, a.mem_limit, a.max_batch_cap)
+        settings = settings_for(a.profile, a.device, a.mem_limit, a.max_batch_cap, a.rounds)
     except ValueError as e:
         ap.error(f"--mem-limit {e}")
     if a.max_batch_cap is not None and a.max_batch_cap < 1:
         ap.error("--max-batch-cap must be at least 1")
+    if a.rounds is not None and a.rounds < 1:
+        ap.error("--rounds must be at least 1")
     try:
         only = re.compile(a.only) if a.only else None
     except re.error as e:
@@ -990,17 +1046,30 @@ def main(argv=None):
             and (only is None or only.search(j["stem"]))]
     runner = {"profile": a.profile, "invocation": invocation(argv), "host": host_info()}
     failures = []
-    for i, job in enumerate(jobs, 1):
+    # Timing runs round by round (every run once per round), then the max-batch searches.
+    rounds = settings["timing"].get("rounds", 1)
+    timing = [j for j in jobs if j["kind"] == "timing"]
+    order = [(r, j) for r in range(rounds) for j in timing] + [(0, j) for j in jobs if j["kind"] != "timing"]
+    done = {}
+    for i, (r, job) in enumerate(order, 1):
         if job["kind"] == "timing":
             t = settings["timing"]
             what = f"timing     {job['label']}: {model_label(job['model'])}, batch {t['batch_size']} x {t['seq_len']}"
+            what += f", round {r + 1} of {rounds}" if rounds > 1 else ""
+            records = done.setdefault(job["stem"], [])
+            if records and not ok(records[-1]):
+                print(f"[{i}/{len(order)}] {what}: skipped (an earlier round failed)", flush=True)
+                continue
         else:
             m = settings["max_batch"]
             what = (f"max batch  {job['label']}: {model_label(job['model'])}, {m['seq_len']} tokens, within "
                     f"{human_bytes(m['mem_limit_bytes'])}, at most {m['cap']}")
-        print(f"[{i}/{len(jobs)}] {what} ({settings['device']})", flush=True)
-        record = execute(job, settings, out, dpft, a.reference, runner)
+        print(f"[{i}/{len(order)}] {what} ({settings['device']})", flush=True)
+        record = execute(job, settings, out, dpft, a.reference, runner, write=job["kind"] != "timing")
         print("      " + summary_line(record), flush=True)
+        if job["kind"] == "timing":
+            done[job["stem"]].append(record)
+            write_json(job["path"], combine_rounds(done[job["stem"]]))
         if "error" in record:
             failures.append(job["stem"])
     md = render(settings, out)

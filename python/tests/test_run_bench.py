@@ -14,6 +14,9 @@ Run: python -m pytest -q python/tests/test_run_bench.py   (a few seconds; no GPU
   out-of-memory message (does not fit), fail otherwise (the search stops with the child's error). The watchdog: a
   child that grows a buffer by 10 MB every 10 ms towards 300 MB under a 100 MB limit is killed within seconds
   (it would otherwise sleep 60 s) and counts as "does not fit", at a resident size between 100 and 300 MB.
+- Rounds: a run's record is its median round (peak memory: the median over rounds), a failed round is the run's
+  record, and each target is the median of the ratios within a round (hand-computed); main with --rounds 2 runs
+  the timing runs round-robin and skips later rounds of a run that failed.
 - The whole script (main) on fake programs: a fake dpft and a fake bench_reference.py that print plausible JSON
   (the fake dpft's naive timing run fails): every run file written, the failure recorded with "error", exit
   status 1, the allocator variables in every child's environment, a file of another run kept, --render-only
@@ -389,6 +392,67 @@ def test_main_on_fake_programs(tmp_path, capsys):
     assert rb.main(["--render-only", "--profile", "smoke", "--out", str(out)]) == 0
     assert (out / "bench.md").read_text() == md
     assert capsys.readouterr().out == md
+
+
+def test_rounds_report_the_median_round_and_ratios_within_rounds(tmp_path):
+    # Round 2 is slow for every run (a machine whose speed drifts): the ratio within each round is what counts.
+    np_rounds = [timing_record("dpft", "nonprivate", t, p) for t, p in [(1.0, 2.0), (2.0, 2.0), (1.2, 2.1)]]
+    bk_rounds = [timing_record("dpft", "bk", t, p) for t, p in [(1.12, 2.2), (2.1, 2.1), (1.25, 2.3)]]
+    for r, started in zip(np_rounds + bk_rounds, ["a", "b", "c"] * 2):
+        r["runner"] = {**r["runner"], "started": started}
+    np_, bk = rb.combine_rounds(np_rounds), rb.combine_rounds(bk_rounds)
+    assert np_["median_step_s"] == 1.2 and np_["runner"]["started"] == "c"  # the median round's own record
+    assert np_["peak_mem_bytes"] == int(2.0 * GIB)  # the median over rounds
+    assert [x["median_step_s"] for x in np_["rounds"]] == [1.0, 2.0, 1.2]
+    assert [x["started"] for x in bk["rounds"]] == ["a", "b", "c"]
+    # The even case takes the lower middle; a failed round makes the run's record that failure.
+    assert rb.combine_rounds(np_rounds[:2])["median_step_s"] == 1.0
+    failed = {"impl": "dpft", "mode": "bk", "model": "gpt2", "error": "exit status 1: boom"}
+    assert rb.combine_rounds([bk_rounds[0], failed]) is failed
+
+    settings = rb.settings_for("cpu")
+    write_timing(tmp_path, settings, PASSING)
+    for job in rb.plan(settings, tmp_path):
+        key = (job["side"], job["mode"], job["untie"])
+        if job["kind"] != "timing":
+            continue
+        if key == rb.NONPRIVATE:
+            rb.write_json(job["path"], np_)
+        elif key == rb.BK:
+            rb.write_json(job["path"], bk)
+    rows = rb.targets(rb.collect(settings, tmp_path)["timing"])
+    want = sorted([1.12, 2.1 / 2.0, 1.25 / 1.2])
+    assert rows[0]["per_round"] == pytest.approx([1.12, 1.05, 1.25 / 1.2], abs=1e-12)
+    assert rows[0]["ratio"] == pytest.approx(want[1], abs=1e-12) and rows[0]["result"] == "PASS"
+    # Memory: per round 1.1, 1.05, 2.3 / 2.1 = 1.095.
+    assert rows[1]["ratio"] == pytest.approx(2.3 / 2.1, abs=1e-9) and rows[1]["result"] == "PASS"
+    md = rb.render(settings, tmp_path)
+    assert "| dpft bk time / dpft nonprivate time | 1.050 | ≤ 1.10 | PASS |" in md
+    assert "- dpft bk time / dpft nonprivate time: 1.120, 1.050, 1.042" in md
+    assert "every run 3 times, in rounds" in md
+    # A run without rounds (one round) against one with three: the one round both have.
+    assert rows[2]["per_round"] == pytest.approx([2.0 / 1.2]) and len(rows[3]["per_round"]) == 1
+
+
+def test_main_runs_timing_in_rounds(tmp_path, capsys):
+    dpft = tmp_path / "fake-dpft"
+    dpft.write_text(f"#!{sys.executable}\n{FAKE_DPFT}")
+    dpft.chmod(0o755)
+    reference = tmp_path / "fake_reference.py"
+    reference.write_text(FAKE_REFERENCE)
+    out = tmp_path / "out"
+    rc = rb.main(["--profile", "smoke", "--rounds", "2", "--skip-max-batch", "--out", str(out), "--dpft", str(dpft),
+                  "--reference", str(reference)])
+    assert rc == 1  # the fake naive run fails
+    stdout = capsys.readouterr().out
+    assert "[1/16] timing     dpft nonprivate: gpt2-2x32-tiny, batch 2 x 16, round 1 of 2 (cpu)" in stdout
+    assert "[9/16] timing     dpft nonprivate: gpt2-2x32-tiny, batch 2 x 16, round 2 of 2 (cpu)" in stdout
+    assert "[12/16] timing     dpft naive: gpt2-2x32-tiny, batch 2 x 16, round 2 of 2: skipped (an earlier round failed)" in stdout
+    bk = json.loads((out / "timing" / "dpft-bk-gpt2-2x32-tiny-b2-t16.json").read_text())
+    assert len(bk["rounds"]) == 2 and all(r["median_step_s"] == bk["median_step_s"] for r in bk["rounds"])
+    naive = json.loads((out / "timing" / "dpft-naive-gpt2-2x32-tiny-b2-t16.json").read_text())
+    assert "the naive step broke" in naive["error"] and "rounds" not in naive
+    assert "| dpft bk time / dpft nonprivate time | 1.100 | ≤ 1.10 | PASS |" in (out / "bench.md").read_text()
 
 
 def test_bad_arguments(tmp_path, monkeypatch, capsys):

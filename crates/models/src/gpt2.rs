@@ -648,7 +648,8 @@ pub fn causal_lm_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor, Mode
         .reshape([-1, v])
         .to_kind(kind)
         .cross_entropy_loss::<Tensor>(&targets.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
-        .reshape([b, t]);
+        .reshape([b, t])
+        .narrow(1, 0, t - 1); // the last position's 0 left out: each sum runs over the T − 1 predictions
     let counts = targets.ne(-100).sum_dim_intlist([1i64].as_slice(), false, kind); // [B]
     if bool::try_from(counts.eq(0).any()).unwrap_or(true) {
         return Err(ModelError::Invalid(
