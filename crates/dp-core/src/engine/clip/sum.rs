@@ -40,15 +40,19 @@ pub(crate) fn clipped_sum(
 
 /// Each record's Σ_i c_i ∇_i from its (input, output-gradient) pair; a tie sums its two owners' parts.
 ///
-/// What book-keeping holds, and why: every record's output gradient G `[B, T, d_out]` from the one
-/// backward pass, until the clipping factors are known — they need every record's norm, and G is the
-/// smallest form the weighted gradient Gᵀ·diag(c)·A can be formed from for any c (per-example gradients
-/// are `[B, d_out, d_in]`, larger whenever T < d_in). Here the records are taken largest G first (the
-/// head's logits gradient, 206 MB for GPT-2 small at 8 × 128) and each G is dropped as soon as its weighted
-/// gradients exist, so the clipped sum (the size of the model) grows while the Gs shrink, instead of both
-/// being held at once at the end. A tied variable's second part is added into the first in place and
-/// dropped at once (records return fresh tensors, [`crate::engine::DpRecord::weighted_grads`]): the sum of
-/// a tie never exists next to both of its parts (GPT-2's wte/lm_head: 154 MB each).
+/// What book-keeping holds over non-private training, and why (issue 20 part 2). Through the backward pass: each
+/// recorded layer's input A `[B, T, d_in]` (the autograd graph saves it too, but frees it once the pass is below
+/// the layer; the tape keeps it until the weighted gradients are formed) and, as the pass goes down, each layer's
+/// output gradient G; not the layer outputs (the tape holds one-element stand-ins, [`crate::engine::layers`]'
+/// `probed`), and no parameter gradients (non-private training accumulates them, the model's size, during its
+/// pass). After it, G of every record, until the clipping factors are known — they need every record's norm, and G
+/// is the smallest form the weighted gradient Gᵀ·diag(c)·A can be formed from for any c (per-example gradients are
+/// `[B, d_out, d_in]`, larger whenever T < d_in). Here the records are taken largest G first (the head's logits
+/// gradient, 206 MB for GPT-2 small at 8 × 128) and each G is dropped as soon as its weighted gradients exist, so
+/// the clipped sum (the size of the model) grows while the Gs shrink, instead of both being held at once at the
+/// end. A tied variable's second part is added into the first in place and dropped at once (records return fresh
+/// tensors, [`crate::engine::DpRecord::weighted_grads`]): the sum of a tie never exists next to both of its parts
+/// (GPT-2's wte/lm_head: 154 MB each).
 fn bk_sum(plan: &ClipPlan<'_>, grad_outputs: Vec<Tensor>, factors: &ClipFactors) -> Vec<Tensor> {
     // slot_of[record][param]: the trainable variable this part belongs to (None: not trained).
     let mut slot_of: Vec<Vec<Option<usize>>> = plan.active.iter().map(|_| Vec::new()).collect();
