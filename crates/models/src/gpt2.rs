@@ -659,3 +659,34 @@ pub fn causal_lm_losses(logits: &Tensor, labels: &Tensor) -> Result<Tensor, Mode
     }
     Ok(nll.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>) / counts)
 }
+
+#[cfg(test)]
+mod tests {
+    use tch::{Device, Kind, Tensor};
+
+    use super::causal_lm_losses;
+
+    /// The loss shifts the targets instead of the logits (no copy of the logits): it must give exactly, bit
+    /// for bit, the per-example losses and logits gradient of the shifted-logits formula, with −100 labels.
+    #[test]
+    fn shifting_the_targets_equals_shifting_the_logits_bit_for_bit() {
+        tch::manual_seed(3);
+        let (b, t, v) = (3, 7, 11);
+        let logits = Tensor::randn([b, t, v], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        let mut labels = Tensor::randint(v, [b, t], (Kind::Int64, Device::Cpu));
+        let _ = labels.get(1).narrow(0, 4, 3).fill_(-100);
+        let got = causal_lm_losses(&logits, &labels).unwrap();
+        let g_got = Tensor::run_backward(&[got.sum(None::<Kind>)], &[&logits], false, false);
+
+        let shifted = logits.narrow(1, 0, t - 1).reshape([-1, v]);
+        let targets = labels.narrow(1, 1, t - 1);
+        let nll = shifted
+            .cross_entropy_loss::<Tensor>(&targets.reshape([-1]), None, tch::Reduction::None, -100, 0.0)
+            .reshape([b, t - 1]);
+        let counts = targets.ne(-100).sum_dim_intlist([1i64].as_slice(), false, Kind::Float);
+        let want = nll.sum_dim_intlist([1i64].as_slice(), false, None::<Kind>) / counts;
+        let g_want = Tensor::run_backward(&[want.sum(None::<Kind>)], &[&logits], false, false);
+        assert!(got.equal(&want), "{got:?} vs {want:?}");
+        assert!(g_got[0].equal(&g_want[0]));
+    }
+}

@@ -46,7 +46,7 @@ impl LayerNorm {
         }
         // The fused kernel without the affine part gives x̂, which the record needs.
         let (normalized, _, _) = Tensor::native_layer_norm(x, &d, None::<&Tensor>, None::<&Tensor>, self.eps);
-        let (y, probe) = super::probed(&normalized * &self.weight + &self.bias);
+        let (y, probe) = super::plus_bias_probed(&normalized * &self.weight, &self.bias);
         tape.record(Box::new(LayerNormRecord {
             name: self.name.clone(),
             normalized: as_btn(&normalized.detach()).to_kind(super::accumulation_kind(normalized.kind())),

@@ -59,28 +59,27 @@ impl DpLayer for Linear {
 impl Linear {
     /// Forward pass `[…, in] → […, out]`, recording on the tape when it is on.
     pub fn forward(&self, x: &Tensor, tape: &mut Tape) -> Tensor {
-        let y = match self.layout {
-            WeightLayout::OutIn => x.linear(&self.weight, self.bias.as_ref()),
-            WeightLayout::InOut => {
-                let y = x.matmul(&self.weight);
-                match &self.bias {
-                    Some(b) => y + b,
-                    None => y,
-                }
-            }
-        };
-        if tape.is_on() {
-            let (y, probe) = super::probed(y);
-            tape.record(Box::new(LinearRecord {
-                name: self.name.clone(),
-                input: as_btn(&x.detach()).to_kind(super::accumulation_kind(x.kind())),
-                output: probe,
-                weight: self.weight.shallow_clone(),
-                bias: self.bias.as_ref().map(Tensor::shallow_clone),
-                layout: self.layout,
-            }));
-            return y;
+        if !tape.is_on() {
+            return match (self.layout, &self.bias) {
+                (WeightLayout::OutIn, b) => x.linear(&self.weight, b.as_ref()),
+                (WeightLayout::InOut, Some(b)) => x.matmul(&self.weight) + b,
+                (WeightLayout::InOut, None) => x.matmul(&self.weight),
+            };
         }
+        // The tape's stand-in for the output: the broadcast bias where the bias is added on its own.
+        let (y, probe) = match (self.layout, &self.bias) {
+            (WeightLayout::InOut, Some(b)) => super::plus_bias_probed(x.matmul(&self.weight), b),
+            (WeightLayout::InOut, None) => super::probed(x.matmul(&self.weight)),
+            (WeightLayout::OutIn, b) => super::probed(x.linear(&self.weight, b.as_ref())),
+        };
+        tape.record(Box::new(LinearRecord {
+            name: self.name.clone(),
+            input: as_btn(&x.detach()).to_kind(super::accumulation_kind(x.kind())),
+            output: probe,
+            weight: self.weight.shallow_clone(),
+            bias: self.bias.as_ref().map(Tensor::shallow_clone),
+            layout: self.layout,
+        }));
         y
     }
 }

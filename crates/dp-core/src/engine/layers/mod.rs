@@ -51,6 +51,14 @@ pub(crate) fn probed(mut y: Tensor) -> (Tensor, Tensor) {
     (y, probe)
 }
 
+/// `(y + b, b broadcast to y's shape)`: where a layer adds a bias anyway, the broadcast bias is the
+/// stand-in ([`probed`]) at no extra cost — the sum passes y + b's gradient to it unchanged, and it stores
+/// the bias's own elements only.
+pub(crate) fn plus_bias_probed(y: Tensor, bias: &Tensor) -> (Tensor, Tensor) {
+    let probe = bias.expand(y.size(), false);
+    (y + &probe, probe)
+}
+
 /// Per-example Gram matrices ⟨x_t, y_s⟩, `[B, Tx, Ty]`.
 pub(crate) fn gram(x: &Factor, y: &Factor) -> Tensor {
     match (x, y) {
