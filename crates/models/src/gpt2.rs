@@ -673,7 +673,7 @@ mod tests {
         tch::manual_seed(3);
         let (b, t, v) = (3, 7, 11);
         let logits = Tensor::randn([b, t, v], (Kind::Float, Device::Cpu)).set_requires_grad(true);
-        let mut labels = Tensor::randint(v, [b, t], (Kind::Int64, Device::Cpu));
+        let labels = Tensor::randint(v, [b, t], (Kind::Int64, Device::Cpu));
         let _ = labels.get(1).narrow(0, 4, 3).fill_(-100);
         let got = causal_lm_losses(&logits, &labels).unwrap();
         let g_got = Tensor::run_backward(&[got.sum(None::<Kind>)], &[&logits], false, false);
