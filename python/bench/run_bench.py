@@ -23,8 +23,9 @@ and MAX_BATCH_METHODS below list them; PROFILES the sizes.
 
 Profiles (BENCH_PROFILE or --profile; --device, --mem-limit, --max-batch-cap override a profile's values):
 - cpu (default): timing of gpt2 (124M parameters, random weights), batch 8 x 128 tokens, 3 timed steps after 1
-  warm-up, every timing run 3 times in rounds (--rounds); max batch of a ladder of small GPT-2 configs (GPT-2's vocabulary of 50257 and 1024 positions, fewer
-  and narrower layers; written to OUT/configs/), 128 tokens, within 3 GiB of resident memory, batch at most 256.
+  warm-up, every timing run 3 times in rounds (--rounds); max batch of a ladder of small GPT-2 configs (GPT-2's
+  vocabulary of 50257 and 1024 positions, fewer and narrower layers; written to OUT/configs/), 128 tokens, within
+  3 GiB of resident memory, batch at most 256.
 - paper: timing of gpt2, batch 32 x 128, 10 timed steps after 3 warm-up; max batch of gpt2, gpt2-medium and
   gpt2-large, 128 tokens, within --mem-limit (default 40 GiB), on --device (default cuda).
 - smoke: a 2-layer GPT-2 of width 32 and vocabulary 128, batch 2 x 16, one step; max batch capped at 4. It checks

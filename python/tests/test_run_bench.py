@@ -341,12 +341,18 @@ print(json.dumps({"impl": "opacus", "mode": mode, "model": opt("--model"), "batc
 """
 
 
-def test_main_on_fake_programs(tmp_path, capsys):
-    dpft = tmp_path / "fake-dpft"
+def fake_programs(folder):
+    """The fake dpft (executable) and the fake bench_reference.py, written into `folder`."""
+    dpft = folder / "fake-dpft"
     dpft.write_text(f"#!{sys.executable}\n{FAKE_DPFT}")
     dpft.chmod(0o755)
-    reference = tmp_path / "fake_reference.py"
+    reference = folder / "fake_reference.py"
     reference.write_text(FAKE_REFERENCE)
+    return dpft, reference
+
+
+def test_main_on_fake_programs(tmp_path, capsys):
+    dpft, reference = fake_programs(tmp_path)
     out = tmp_path / "out"
     kept = out / "timing" / "dpft-bk-gpt2-b64-t512.json"  # a file of another run
     rb.write_json(kept, {"impl": "dpft"})
@@ -435,11 +441,7 @@ def test_rounds_report_the_median_round_and_ratios_within_rounds(tmp_path):
 
 
 def test_main_runs_timing_in_rounds(tmp_path, capsys):
-    dpft = tmp_path / "fake-dpft"
-    dpft.write_text(f"#!{sys.executable}\n{FAKE_DPFT}")
-    dpft.chmod(0o755)
-    reference = tmp_path / "fake_reference.py"
-    reference.write_text(FAKE_REFERENCE)
+    dpft, reference = fake_programs(tmp_path)
     out = tmp_path / "out"
     rc = rb.main(["--profile", "smoke", "--rounds", "2", "--skip-max-batch", "--out", str(out), "--dpft", str(dpft),
                   "--reference", str(reference)])
